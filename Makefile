@@ -1,0 +1,70 @@
+# chatkeep — the two commands: `make dev` (local runtime) and `make test` (everything CI runs).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+TOOLS_VENV  := .venv-tools
+PY          := $(VENV)/bin/python
+TOOLS_PY    := $(TOOLS_VENV)/bin/python
+PORT        ?= 3000
+AWS_REGION  ?= us-east-1
+
+# Python 3.13 is the Lambda runtime: find it (pyenv's 3.13.x first, then PATH) or stop with a clear message.
+PYTHON313 := $(shell scripts/find-python313.sh 2>/dev/null)
+
+.PHONY: help install tools dev test unit integration e2e lint validate build bench clean
+
+help:
+	@echo "make dev       set up .venv (Python 3.13) and serve the API at http://127.0.0.1:$(PORT)"
+	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite"
+	@echo "make install   set-up only (.venv for the app, .venv-tools for SAM CLI and cfn-lint)"
+	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
+	@echo "make build     sam build (no container) and print artifact sizes"
+	@echo "make bench     run the benchmark suite (bench/), prints a table and writes bench/results/*.json"
+
+$(VENV)/.installed: pyproject.toml layers/common/requirements.txt
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found (tried pyenv versions 3.13.*, python3.13 on PATH). Install it, e.g. 'pyenv install 3.13'." >&2; exit 1; fi
+	@echo "==> creating $(VENV) with $(PYTHON313)"
+	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+$(TOOLS_VENV)/.installed:
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found" >&2; exit 1; fi
+	@echo "==> creating $(TOOLS_VENV) (aws-sam-cli, cfn-lint; kept apart: they pin boto3/pydantic)"
+	@test -x $(TOOLS_PY) || $(PYTHON313) -m venv $(TOOLS_VENV)
+	@$(TOOLS_PY) -m pip install -q --upgrade pip
+	@$(TOOLS_PY) -m pip install -q aws-sam-cli cfn-lint
+	@touch $@
+
+install: $(VENV)/.installed $(TOOLS_VENV)/.installed
+
+tools: $(TOOLS_VENV)/.installed
+
+dev: $(VENV)/.installed
+	@$(VENV)/bin/chatkeep dev --port $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+validate: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/cfn-lint template.yaml
+	$(TOOLS_VENV)/bin/sam validate --lint --region $(AWS_REGION)
+	$(TOOLS_VENV)/bin/sam validate --region $(AWS_REGION)
+
+build: $(TOOLS_VENV)/.installed
+	$(TOOLS_VENV)/bin/sam build --region $(AWS_REGION)
+	@scripts/artifact-sizes.sh .aws-sam/build
+
+unit integration e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/$@
+
+test: install lint validate build
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache bench/results

@@ -1,0 +1,1 @@
+"""chatkeep: the shared package of the CommonLayer (domain, data access, auth, both APIs' logic)."""

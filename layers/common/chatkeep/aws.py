@@ -1,0 +1,35 @@
+"""Cached boto3 client factories. Built lazily so cold start pays only for what a request uses,
+and so tests and the local runtime can point them elsewhere (reset_clients())."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from chatkeep.settings import get_settings
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    import boto3  # deferred: importing boto3 is a large part of cold start
+    from botocore.config import Config
+
+    settings = get_settings()
+    config = Config(
+        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=2,
+        read_timeout=5,
+        tcp_keepalive=True,
+    )
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
+    if settings.dynamodb_endpoint_url and service in ("dynamodb", "dynamodbstreams"):
+        kwargs["endpoint_url"] = settings.dynamodb_endpoint_url
+    return boto3.client(service, **kwargs)
+
+
+def dynamodb() -> Any:
+    return client("dynamodb")
+
+
+def reset_clients() -> None:
+    client.cache_clear()

@@ -1,0 +1,63 @@
+"""Ids: random integers below 2^31 (GraphQL Int), shown over REST as kind prefix + Crockford base32."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+
+from chatkeep.errors import BadInput
+
+MAX_ID = 2**31 - 1
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+# Crockford's decoding is forgiving about look-alike letters.
+_DECODE.update({"o": 0, "i": 1, "l": 1})
+
+
+class Kind(StrEnum):
+    SESSION = "ses"
+    CHANNEL = "ch"
+    AGENT = "agt"
+    MESSAGE = "msg"
+
+
+def new_id() -> int:
+    """Unguessable: 31 random bits (never 0). Uniqueness is enforced by the conditional write that uses it."""
+    return secrets.randbelow(MAX_ID) + 1
+
+
+def encode(kind: Kind, number: int) -> str:
+    if not 0 < number <= MAX_ID:
+        raise ValueError(f"id out of range: {number}")
+    digits = []
+    n = number
+    while n:
+        n, r = divmod(n, 32)
+        digits.append(_ALPHABET[r])
+    return f"{kind.value}_{''.join(reversed(digits))}"
+
+
+def decode(kind: Kind, text: str) -> int:
+    """Parse `ses_c1s` (or a plain decimal number) into the integer id; BadInput when malformed."""
+    prefix = f"{kind.value}_"
+    value = text.strip().lower()
+    if value.isdigit():
+        number = int(value)
+    elif value.startswith(prefix) and 0 < len(value) - len(prefix) <= 7:
+        number = 0
+        for ch in value[len(prefix):]:
+            if ch not in _DECODE:
+                raise BadInput(f"malformed {kind.name.lower()} id {text!r}: expected {prefix} + base32")
+            number = number * 32 + _DECODE[ch]
+    else:
+        raise BadInput(f"malformed {kind.name.lower()} id {text!r}: expected {prefix} + base32")
+    if not 0 < number <= MAX_ID:
+        raise BadInput(f"{kind.name.lower()} id {text!r} is out of range")
+    return number
+
+
+def check_number(number: float | int, what: str = "id") -> int:
+    """GraphQL ids arrive as Float: accept only whole numbers in range."""
+    if isinstance(number, bool) or number != int(number) or not 0 < int(number) <= MAX_ID:
+        raise BadInput(f"{what} must be a whole number between 1 and {MAX_ID}")
+    return int(number)

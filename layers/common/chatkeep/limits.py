@@ -1,0 +1,117 @@
+"""Input limits, checked in the service layer so both APIs enforce the same rules with the same messages."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from chatkeep.errors import BadInput, PayloadTooLarge
+
+MAX_TITLE = 200
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY = 64
+MAX_METADATA_STRING = 512
+MAX_METADATA_BYTES = 8 * 1024
+MAX_CONTENT_BYTES = 32 * 1024
+MAX_INITIAL_CONTEXT_BYTES = 32 * 1024
+MAX_PAGE = 100
+MAX_MESSAGES_PAGE = 200
+MAX_DELETE_MANY = 100
+MIN_IDLE_TIMEOUT = 60
+MAX_IDLE_TIMEOUT = 30 * 86400
+MAX_NAME = 200
+MAX_MODEL = 100
+MAX_SYSTEM_PROMPT_BYTES = 32 * 1024
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def check_title(title: str | None) -> str | None:
+    if title is None:
+        return None
+    if len(title) > MAX_TITLE:
+        raise BadInput(f"title is {len(title)} characters; the limit is {MAX_TITLE}")
+    return title
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise BadInput("metadata must be a flat JSON object")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise BadInput(f"metadata has {len(metadata)} keys; the limit is {MAX_METADATA_KEYS}")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise BadInput("metadata keys must be non-empty strings")
+        if len(key) > MAX_METADATA_KEY:
+            raise BadInput(f"metadata key {key[:20]!r}... is {len(key)} characters; the limit is {MAX_METADATA_KEY}")
+        if isinstance(value, str):
+            if len(value) > MAX_METADATA_STRING:
+                raise BadInput(f"metadata value of {key!r} is {len(value)} characters; "
+                               f"the limit is {MAX_METADATA_STRING}")
+        elif value is not None and not isinstance(value, (bool, int, float)):
+            raise BadInput(f"metadata value of {key!r} must be a string, number, boolean or null "
+                           "(metadata is flat: no objects or arrays)")
+        elif isinstance(value, float) and value != value:  # NaN is not JSON
+            raise BadInput(f"metadata value of {key!r} is not a number")
+    size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise PayloadTooLarge(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+    return dict(metadata)
+
+
+def check_content(content: Any) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise BadInput("message content must be a non-empty string")
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        raise PayloadTooLarge(f"message content is {size} bytes; the limit is {MAX_CONTENT_BYTES}")
+    return content
+
+
+def check_text(value: str | None, what: str, max_bytes: int) -> str | None:
+    if value is None:
+        return None
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{what} is {size} bytes; the limit is {max_bytes}")
+    return value
+
+
+def check_idle_timeout(seconds: int | None) -> int | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not MIN_IDLE_TIMEOUT <= seconds <= MAX_IDLE_TIMEOUT:
+        raise BadInput(f"idle_timeout_seconds must be between {MIN_IDLE_TIMEOUT} and {MAX_IDLE_TIMEOUT}")
+    return int(seconds)
+
+
+def check_limit(limit: int | None, default: int, maximum: int = MAX_PAGE) -> int:
+    if limit is None:
+        return default
+    if isinstance(limit, bool) or not 1 <= limit <= maximum:
+        raise BadInput(f"limit must be between 1 and {maximum}")
+    return int(limit)
+
+
+def check_offset(offset: int | None) -> int:
+    if offset is None:
+        return 0
+    if isinstance(offset, bool) or not 0 <= offset <= 10_000:
+        raise BadInput("offset must be between 0 and 10000")
+    return int(offset)
+
+
+def check_temperature(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not 0 <= value <= 2:
+        raise BadInput("temperature must be between 0 and 2")
+    return float(value)
+
+
+def check_slug(slug: str) -> str:
+    if not isinstance(slug, str) or not SLUG.match(slug):
+        raise BadInput("slug must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit")
+    return slug

@@ -1,0 +1,125 @@
+"""Domain models: what the service layer and the repository exchange. Plain slotted dataclasses
+(cheap to build on every request); the API layers shape them into GraphQL/REST responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(slots=True)
+class Container:
+    """A todo (GraphQL) or channel (REST): the owner of a set of sessions."""
+
+    id: int
+    workspace_id: str
+    owner: str  # a user's sub, or "*" when shared by a service principal
+    created_at: str
+    name: str | None = None
+    agent_id: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    session_count: int | None = None
+
+
+@dataclass(slots=True)
+class BotConfig:
+    bot_id: int | None = None
+    model: str | None = None
+    temperature: float | None = None
+
+
+@dataclass(slots=True)
+class Session:
+    id: int
+    workspace_id: str
+    container_id: int
+    owner: str
+    created_at: str
+    updated_at: str
+    last_activity_at: str
+    idle_timeout: int
+    expires_at_epoch: float
+    title: str | None = None
+    agent_id: int | None = None
+    ui_layout: str = "DEFAULT"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    initial_context: str | None = None
+    bot_config: BotConfig | None = None
+    closed_at: str | None = None
+    message_count: int = 0
+    last_message_at: str | None = None
+    starter_key: str | None = None
+    purge_at: int = 0  # epoch: past it the session is gone, even before DynamoDB's TTL deletes it
+
+    def status(self, now: float) -> SessionStatus:
+        if self.closed_at:
+            return SessionStatus.CLOSED
+        if self.expires_at_epoch <= now:
+            return SessionStatus.EXPIRED
+        return SessionStatus.ACTIVE
+
+
+@dataclass(slots=True)
+class Message:
+    id: int
+    workspace_id: str
+    session_id: int
+    container_id: int
+    content: str
+    role: Role
+    created_at: str
+    sender_sub: str | None = None
+    sender_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_bot_reply(self) -> bool:
+        return self.role is Role.ASSISTANT
+
+
+@dataclass(slots=True)
+class Agent:
+    id: int
+    workspace_id: str
+    slug: str
+    name: str
+    created_at: str
+    model: str | None = None
+    temperature: float | None = None
+    system_prompt: str | None = None
+    is_default: bool = False
+
+
+@dataclass(slots=True)
+class SessionPage:
+    sessions: list[Session]
+    total_count: int
+    has_more: bool
+    next_cursor: str | None = None
+
+
+@dataclass(slots=True)
+class MessagePage:
+    messages: list[Message]  # in the order asked for
+    has_more: bool
+
+
+@dataclass(slots=True)
+class SessionView:
+    """A session with (a page of) its latest messages, chronological."""
+
+    session: Session
+    messages: list[Message]
+    has_more_messages: bool

@@ -1,0 +1,52 @@
+"""DynamoDB AttributeValue <-> Python, for the low-level client (no boto3.resource: it costs cold start).
+Numbers come back as int when integral, else float; None is NULL; empty strings are allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def to_av(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (int, float)):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, dict):
+        return {"M": {str(k): to_av(v) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"L": [to_av(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_av(av: dict[str, Any]) -> Any:
+    (kind, raw), = av.items()
+    if kind == "S":
+        return raw
+    if kind == "N":
+        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
+    if kind == "BOOL":
+        return raw
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: from_av(v) for k, v in raw.items()}
+    if kind == "L":
+        return [from_av(v) for v in raw]
+    if kind == "SS":
+        return set(raw)
+    if kind == "NS":
+        return {float(n) for n in raw}
+    raise TypeError(f"unsupported attribute type {kind}")
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Python dict -> DynamoDB item, dropping None (absent attributes, not NULLs)."""
+    return {k: to_av(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_av(v) for k, v in item.items()}

@@ -1,0 +1,818 @@
+"""DynamoDB implementation of ChatRepository (keys and access patterns: docs/ARCHITECTURE.md).
+
+Every method turns botocore failures into domain errors: a refused condition becomes NotFound /
+SessionClosed / SessionExpired / BadInput (decided from the item DynamoDB returns with the refusal),
+throttling and transient faults (after botocore's own retries) become ServiceUnavailable."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from chatkeep import aws
+from chatkeep.errors import BadInput, ChatkeepError, NotFound, ServiceUnavailable, SessionClosed, SessionExpired
+from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
+from chatkeep.repository import keys
+from chatkeep.repository.base import IdCollision
+from chatkeep.repository.codec import from_item, to_av, to_item
+from chatkeep.settings import Settings, get_settings
+
+GSI1 = "gsi1"
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25  # AWS rejects more (moto does not): enforced here
+_TRANSIENT = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "LimitExceededException",
+}
+STATUS_FILTERS = {
+    "active": "attribute_not_exists(closed_at) AND exp > :now",
+    "expired": "attribute_not_exists(closed_at) AND exp <= :now",
+    "closed": "attribute_exists(closed_at)",
+}
+
+
+def _error_code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def translate_errors[T](call: Callable[[], T]) -> T:
+    """Run one DynamoDB call; map what is left after botocore's retries to domain errors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return call()
+    except ClientError as exc:
+        if _error_code(exc) in _TRANSIENT:
+            raise ServiceUnavailable("the data store is busy: nothing was written, retry shortly") from exc
+        raise
+    except BotoCoreError as exc:  # connection errors, timeouts
+        raise ServiceUnavailable("the data store is unreachable: nothing was written, retry shortly") from exc
+
+
+# ---------------------------------------------------------------- item <-> model
+
+def session_from_item(item: dict[str, Any]) -> Session:
+    bot = item.get("bot_config")
+    return Session(
+        id=int(item["sid"]),
+        workspace_id=item["ws"],
+        container_id=int(item["cid"]),
+        owner=item["owner"],
+        created_at=item["created_at"],
+        updated_at=item.get("updated_at") or item["created_at"],
+        last_activity_at=item["last_activity_at"],
+        idle_timeout=int(item["idle_timeout"]),
+        expires_at_epoch=float(item["exp"]),
+        title=item.get("title"),
+        agent_id=item.get("agent_id"),
+        ui_layout=item.get("ui_layout") or "DEFAULT",
+        metadata=item.get("metadata") or {},
+        initial_context=item.get("initial_context"),
+        bot_config=BotConfig(bot.get("bot_id"), bot.get("model"), bot.get("temperature")) if bot else None,
+        closed_at=item.get("closed_at"),
+        message_count=int(item.get("message_count") or 0),
+        last_message_at=item.get("last_message_at"),
+        starter_key=item.get("starter_key"),
+        purge_at=int(item.get("purge_at") or 0),
+    )
+
+
+def session_to_item(session: Session, purge_at: int) -> dict[str, Any]:
+    ws, sid = session.workspace_id, session.id
+    bot = session.bot_config
+    return to_item({
+        "pk": keys.session_pk(ws, sid),
+        "sk": keys.SESSION_SK,
+        "gsi1pk": keys.container_pk(ws, session.container_id),
+        "gsi1sk": keys.activity_sk(session.last_activity_at, sid),
+        "type": "session",
+        "ws": ws,
+        "sid": sid,
+        "cid": session.container_id,
+        "owner": session.owner,
+        "title": session.title,
+        "agent_id": session.agent_id,
+        "ui_layout": session.ui_layout,
+        "metadata": session.metadata,
+        "initial_context": session.initial_context,
+        "bot_config": {"bot_id": bot.bot_id, "model": bot.model, "temperature": bot.temperature} if bot else None,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "last_activity_at": session.last_activity_at,
+        "idle_timeout": session.idle_timeout,
+        "exp": int(session.expires_at_epoch),
+        "purge_at": purge_at,
+        "message_count": 0,
+        "starter_key": session.starter_key,
+    })
+
+
+def container_from_item(item: dict[str, Any]) -> Container:
+    return Container(
+        id=int(item["cid"]),
+        workspace_id=item["ws"],
+        owner=item["owner"],
+        created_at=item["created_at"],
+        name=item.get("name"),
+        agent_id=item.get("agent_id"),
+        metadata=item.get("metadata") or {},
+    )
+
+
+def message_from_item(item: dict[str, Any]) -> Message:
+    return Message(
+        id=int(item["mid"]),
+        workspace_id=item["ws"],
+        session_id=int(item["sid"]),
+        container_id=int(item["cid"]),
+        content=item["content"],
+        role=Role(item.get("role") or "user"),
+        created_at=item["created_at"],
+        sender_sub=item.get("sender_sub"),
+        sender_name=item.get("sender_name"),
+        metadata=item.get("metadata") or {},
+    )
+
+
+def agent_from_item(item: dict[str, Any]) -> Agent:
+    return Agent(
+        id=int(item["aid"]),
+        workspace_id=item["ws"],
+        slug=item["slug"],
+        name=item["name"],
+        created_at=item["created_at"],
+        model=item.get("model"),
+        temperature=item.get("temperature"),
+        system_prompt=item.get("system_prompt"),
+    )
+
+
+def _agent_fields(agent: Agent) -> dict[str, Any]:
+    return {
+        "type": "agent", "ws": agent.workspace_id, "aid": agent.id, "slug": agent.slug, "name": agent.name,
+        "model": agent.model, "temperature": agent.temperature, "system_prompt": agent.system_prompt,
+        "created_at": agent.created_at,
+    }
+
+
+def encode_cursor(gsi1sk: str, sid: int) -> str:
+    return base64.urlsafe_b64encode(f"{gsi1sk}|{sid}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        gsi1sk, sid = raw.rsplit("|", 1)
+        if not gsi1sk.startswith("A#") or not sid.isdigit():
+            raise ValueError(raw)
+        return gsi1sk, int(sid)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise BadInput("cursor is not one this API returned") from exc
+
+
+class DynamoDBChatRepository:
+    def __init__(self, settings: Settings | None = None, client: Any = None) -> None:
+        self.settings = settings or get_settings()
+        self.table = self.settings.chat_table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.dynamodb()
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        method = getattr(self.client, operation)
+        return translate_errors(lambda: method(**kwargs))
+
+    # ------------------------------------------------------------ visibility helpers
+
+    @staticmethod
+    def _visible_condition(owner_condition: str | None, values: dict[str, Any], names: dict[str, str]) -> str:
+        """The session exists, is not past retention, and (for a user) is the caller's."""
+        cond = "attribute_exists(pk) AND purge_at > :now"
+        if owner_condition is not None:
+            cond += " AND #owner = :owner"
+            values[":owner"] = to_av(owner_condition)
+            names["#owner"] = "owner"
+        return cond
+
+    @staticmethod
+    def _refusal(item: dict[str, Any] | None, now: float, owner_condition: str | None, what: str) -> ChatkeepError:
+        """Why a conditional write on a session was refused, from the item DynamoDB returned."""
+        if not item:
+            return NotFound(f"{what} not found")
+        data = from_item(item)
+        if data.get("purge_at", 0) <= now or (owner_condition is not None and data.get("owner") != owner_condition):
+            return NotFound(f"{what} not found")
+        if data.get("closed_at"):
+            return SessionClosed("this session is closed: start a new session")
+        if data.get("exp", 0) <= now:
+            return SessionExpired("this session expired after inactivity: start a new session")
+        return BadInput(f"{what} cannot be changed that way")
+
+    # ------------------------------------------------------------ containers
+
+    def get_container(self, ws: str, cid: int) -> Container | None:
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": keys.container_pk(ws, cid)}, "sk": {"S": keys.CONTAINER_SK}})
+        item = resp.get("Item")
+        return container_from_item(from_item(item)) if item else None
+
+    def create_container(self, container: Container) -> None:
+        from botocore.exceptions import ClientError
+
+        item = self._container_item(container)
+        try:
+            self._call("put_item", TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise IdCollision from exc
+            raise
+
+    def _container_item(self, c: Container) -> dict[str, Any]:
+        pk = keys.container_pk(c.workspace_id, c.id)
+        return to_item({
+            "pk": pk, "sk": keys.CONTAINER_SK, "gsi1pk": pk, "gsi1sk": keys.CONTAINER_GSI_SK,
+            "type": "container", "ws": c.workspace_id, "cid": c.id, "owner": c.owner, "name": c.name,
+            "agent_id": c.agent_id, "metadata": c.metadata, "created_at": c.created_at,
+        })
+
+    def _session_filter(self, now: float, status: str | None, values: dict[str, Any]) -> str:
+        values[":now"] = to_av(int(now))
+        cond = "purge_at > :now"
+        if status:
+            cond += f" AND {STATUS_FILTERS[status]}"
+        return cond
+
+    def count_sessions(self, ws: str, cid: int, now: float, status: str | None = None) -> int:
+        values: dict[str, Any] = {":g": to_av(keys.container_pk(ws, cid)), ":s": to_av("session")}
+        flt = f"#type = :s AND {self._session_filter(now, status, values)}"
+        total, start = 0, None
+        while True:
+            kwargs: dict[str, Any] = dict(
+                TableName=self.table, IndexName=GSI1, KeyConditionExpression="gsi1pk = :g",
+                FilterExpression=flt, ExpressionAttributeValues=values, ExpressionAttributeNames={"#type": "type"},
+                Select="COUNT",
+            )
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self._call("query", **kwargs)
+            total += resp["Count"]
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                return total
+
+    def list_sessions(
+        self, ws: str, cid: int, now: float, *, skip: int, limit: int, status: str | None = None,
+        cursor: str | None = None,
+    ) -> tuple[Container | None, list[Session], bool, str | None, int | None]:
+        """One Query (descending activity) that also returns the container item, which sorts first.
+
+        Returns (container, page, has_more, next_cursor, exact_total_if_the_query_saw_everything)."""
+        gpk = keys.container_pk(ws, cid)
+        values: dict[str, Any] = {":g": to_av(gpk), ":c": to_av("container")}
+        flt = f"#type = :c OR ({self._session_filter(now, status, values)})"
+        start: dict[str, Any] | None = None
+        container: Container | None = None
+        if cursor:
+            gsi1sk, sid = decode_cursor(cursor)
+            start = {"gsi1pk": {"S": gpk}, "gsi1sk": {"S": gsi1sk},
+                     "pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}}
+            container = self.get_container(ws, cid)
+            if container is None:
+                return None, [], False, None, 0
+        wanted = skip + limit + 1  # one more than the page tells whether there is more
+        sessions: list[Session] = []
+        while True:
+            kwargs: dict[str, Any] = dict(
+                TableName=self.table, IndexName=GSI1, KeyConditionExpression="gsi1pk = :g",
+                FilterExpression=flt, ExpressionAttributeValues=values,
+                ExpressionAttributeNames={"#type": "type"}, ScanIndexForward=False,
+                Limit=wanted - len(sessions) + (0 if start else 1),
+            )
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self._call("query", **kwargs)
+            for raw in resp.get("Items", []):
+                item = from_item(raw)
+                if item.get("type") == "container":
+                    container = container_from_item(item)
+                else:
+                    sessions.append(session_from_item(item))
+            start = resp.get("LastEvaluatedKey")
+            if len(sessions) >= wanted or not start:
+                break
+        exact_total = None if (start or cursor) else len(sessions)
+        page = sessions[skip:skip + limit]
+        has_more = len(sessions) > skip + limit
+        next_cursor = None
+        if has_more and page:
+            last = page[-1]
+            next_cursor = encode_cursor(keys.activity_sk(last.last_activity_at, last.id), last.id)
+        return container, page, has_more, next_cursor, exact_total
+
+    # ------------------------------------------------------------ sessions
+
+    def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None,
+                       container_name: str | None = None) -> None:
+        from botocore.exceptions import ClientError
+
+        ws = session.workspace_id
+        purge_at = int(session.expires_at_epoch) + self.settings.retention_days * 86400
+        cpk = keys.container_pk(ws, session.container_id)
+        names = {"#type": "type", "#owner": "owner"}
+        values = {
+            ":ctype": to_av("container"), ":ws": to_av(ws), ":cid": to_av(session.container_id),
+            ":owner": to_av(session.owner), ":now": to_av(session.created_at), ":gpk": to_av(cpk),
+            ":tilde": to_av(keys.CONTAINER_GSI_SK),
+        }
+        update = ("SET #type = :ctype, ws = :ws, cid = :cid, #owner = if_not_exists(#owner, :owner), "
+                  "created_at = if_not_exists(created_at, :now), gsi1pk = :gpk, gsi1sk = :tilde")
+        if container_name:
+            update += ", #name = if_not_exists(#name, :name)"
+            names["#name"] = "name"
+            values[":name"] = to_av(container_name)
+        container_update: dict[str, Any] = {
+            "TableName": self.table, "Key": {"pk": {"S": cpk}, "sk": {"S": keys.CONTAINER_SK}},
+            "UpdateExpression": update, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        }
+        if owner_condition is not None:
+            # A user claims an unused container or writes to its own; anyone else's reads as not found.
+            container_update["ConditionExpression"] = "attribute_not_exists(pk) OR #owner = :me"
+            values[":me"] = to_av(owner_condition)
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": session_to_item(session, purge_at),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": container_update},
+        ]
+        if agent_id is not None:
+            items.append({"ConditionCheck": {
+                "TableName": self.table, "ConditionExpression": "attribute_exists(pk)",
+                "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}})
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+                raise
+            if reasons[0] == "ConditionalCheckFailed":
+                raise IdCollision from exc
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise NotFound("container not found") from exc
+            if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+                raise NotFound(f"agent {agent_id} not found") from exc
+            if "TransactionConflict" in reasons:
+                raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
+            raise
+
+    def get_session_view(self, ws: str, sid: int, *, message_limit: int,
+                         before_message: tuple[str, int] | None = None
+                         ) -> tuple[Session | None, list[Message], bool]:
+        """The session and its newest messages (chronological) in one Query: `S` sorts after `M#...`."""
+        pk = keys.session_pk(ws, sid)
+        if before_message is not None:
+            session_list = self.get_sessions(ws, [sid])
+            if not session_list:
+                return None, [], False
+            resp = self._call(
+                "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
+                KeyConditionExpression="pk = :pk AND sk < :before",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":before": {"S": before_message[0]}},
+                Limit=message_limit + 1)
+            messages = [message_from_item(from_item(i)) for i in resp.get("Items", [])]
+            has_more = len(messages) > message_limit or bool(resp.get("LastEvaluatedKey") and
+                                                               len(messages) == message_limit + 1)
+            messages = messages[:message_limit]
+            messages.reverse()
+            return session_list[0], messages, has_more
+        resp = self._call(
+            "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":lo": {"S": keys.MESSAGE_SK_PREFIX},
+                                       ":hi": {"S": keys.SESSION_SK}},
+            Limit=message_limit + 2)
+        items = [from_item(i) for i in resp.get("Items", [])]
+        if not items or items[0].get("type") != "session":
+            return None, [], False
+        session = session_from_item(items[0])
+        messages = [message_from_item(i) for i in items[1:] if i.get("type") == "message"]
+        has_more = len(messages) > message_limit
+        messages = messages[:message_limit]
+        messages.reverse()
+        return session, messages, has_more
+
+    def get_sessions(self, ws: str, sids: list[int]) -> list[Session]:
+        """BatchGetItem (100 per request, consistent), unprocessed keys retried; input order kept."""
+        found: dict[int, Session] = {}
+        wanted = list(dict.fromkeys(sids))
+        for i in range(0, len(wanted), BATCH_GET_LIMIT):
+            chunk = wanted[i:i + BATCH_GET_LIMIT]
+            request = {self.table: {"ConsistentRead": True, "Keys": [
+                {"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}} for sid in chunk]}}
+            for item in self._batch_get(request):
+                session = session_from_item(from_item(item))
+                found[session.id] = session
+        return [found[sid] for sid in wanted if sid in found]
+
+    def get_container_and_sessions(self, ws: str, cid: int, sids: list[int]
+                                   ) -> tuple[Container | None, list[Session]]:
+        """The container (ownership) and the sessions in one BatchGetItem when they fit (<= 99 sessions)."""
+        wanted = list(dict.fromkeys(sids))
+        head, rest = wanted[:BATCH_GET_LIMIT - 1], wanted[BATCH_GET_LIMIT - 1:]
+        request = {self.table: {"ConsistentRead": True, "Keys": [
+            {"pk": {"S": keys.container_pk(ws, cid)}, "sk": {"S": keys.CONTAINER_SK}},
+            *({"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}} for sid in head)]}}
+        container: Container | None = None
+        found: dict[int, Session] = {}
+        for raw in self._batch_get(request):
+            item = from_item(raw)
+            if item.get("type") == "container":
+                container = container_from_item(item)
+            else:
+                session = session_from_item(item)
+                found[session.id] = session
+        if rest:
+            found.update({s.id: s for s in self.get_sessions(ws, rest)})
+        return container, [found[sid] for sid in wanted if sid in found]
+
+    def _batch_get(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for attempt in range(8):
+            resp = self._call("batch_get_item", RequestItems=request)
+            yield from resp.get("Responses", {}).get(self.table, [])
+            request = resp.get("UnprocessedKeys") or {}
+            if not request:
+                return
+            time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1))
+        raise ServiceUnavailable("the data store is busy: retry shortly")
+
+    def batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem at most 25 per request; UnprocessedItems retried with backoff, then 503."""
+        for i in range(0, len(requests), BATCH_WRITE_LIMIT):
+            pending = {self.table: requests[i:i + BATCH_WRITE_LIMIT]}
+            for attempt in range(8):
+                resp = self._call("batch_write_item", RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1))
+            else:
+                raise ServiceUnavailable("the data store is busy: some deletes did not happen, retry")
+
+    def _conditional_update(self, ws: str, sid: int, *, update: str, condition: str, values: dict[str, Any],
+                            names: dict[str, str], now: float, owner_condition: str | None,
+                            what: str = "session") -> Session:
+        from botocore.exceptions import ClientError
+
+        kwargs: dict[str, Any] = dict(
+            TableName=self.table, Key={"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}},
+            UpdateExpression=update, ConditionExpression=condition, ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            resp = self._call("update_item", **kwargs)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise self._refusal(exc.response.get("Item"), now, owner_condition, what) from exc
+            raise
+        return session_from_item(from_item(resp["Attributes"]))
+
+    def update_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float,
+                       changes: dict[str, Any], expected_container: int | None = None,
+                       agent_check: int | None = None) -> Session:
+        values: dict[str, Any] = {":now": to_av(int(now))}
+        names: dict[str, str] = {}
+        condition = self._visible_condition(owner_condition, values, names)
+        if expected_container is not None:
+            condition += " AND cid = :cid"
+            values[":cid"] = to_av(expected_container)
+        sets, removes = [], []
+        for i, (field, value) in enumerate(changes.items()):
+            names[f"#f{i}"] = field
+            if value is None:
+                removes.append(f"#f{i}")
+            else:
+                sets.append(f"#f{i} = :v{i}")
+                values[f":v{i}"] = to_av(value)
+        update = ("SET " + ", ".join(sets) if sets else "") + (" REMOVE " + ", ".join(removes) if removes else "")
+        if agent_check is None:
+            return self._conditional_update(ws, sid, update=update, condition=condition, values=values,
+                                            names=names, now=now, owner_condition=owner_condition)
+        return self._update_with_agent_check(ws, sid, update, condition, values, names, now, owner_condition,
+                                             agent_check)
+
+    def _update_with_agent_check(self, ws: str, sid: int, update: str, condition: str, values: dict[str, Any],
+                                 names: dict[str, str], now: float, owner_condition: str | None,
+                                 agent_id: int) -> Session:
+        from botocore.exceptions import ClientError
+
+        key = {"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}}
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Update": {"TableName": self.table, "Key": key, "UpdateExpression": update,
+                            "ConditionExpression": condition, "ExpressionAttributeValues": values,
+                            "ExpressionAttributeNames": names, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+                {"ConditionCheck": {"TableName": self.table, "ConditionExpression": "attribute_exists(pk)",
+                                    "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}},
+            ])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+                raise
+            if reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise self._refusal(reasons[0].get("Item"), now, owner_condition, "session") from exc
+            if reasons[1].get("Code") == "ConditionalCheckFailed":
+                raise NotFound(f"agent {agent_id} not found") from exc
+            raise
+        sessions = self.get_sessions(ws, [sid])
+        if not sessions:
+            raise NotFound("session not found")
+        return sessions[0]
+
+    def close_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float,
+                      closed_at: str, purge_at: int) -> Session:
+        values: dict[str, Any] = {":now": to_av(int(now)), ":closed": to_av(closed_at), ":purge": to_av(purge_at)}
+        names: dict[str, str] = {}
+        condition = self._visible_condition(owner_condition, values, names)
+        try:
+            # An active session: retention counts from now.
+            return self._conditional_update(
+                ws, sid, update="SET closed_at = :closed, updated_at = :closed, purge_at = :purge",
+                condition=condition + " AND attribute_not_exists(closed_at) AND exp > :now",
+                values=values, names=names, now=now, owner_condition=owner_condition)
+        except SessionClosed:
+            sessions = self.get_sessions(ws, [sid])  # closing twice is not an error
+            if sessions:
+                return sessions[0]
+            raise NotFound("session not found") from None
+        except SessionExpired:
+            # Expired already: it stopped being active at expiry, so its retention clock stands.
+            del values[":purge"]
+            return self._conditional_update(
+                ws, sid, update="SET closed_at = :closed, updated_at = :closed",
+                condition=condition + " AND attribute_not_exists(closed_at)",
+                values=values, names=names, now=now, owner_condition=owner_condition)
+
+    def delete_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float) -> Session:
+        from botocore.exceptions import ClientError
+
+        values: dict[str, Any] = {":now": to_av(int(now))}
+        names: dict[str, str] = {}
+        kwargs: dict[str, Any] = dict(
+            TableName=self.table, Key={"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}},
+            ConditionExpression=self._visible_condition(owner_condition, values, names),
+            ExpressionAttributeValues=values, ReturnValues="ALL_OLD")
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            resp = self._call("delete_item", **kwargs)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                raise NotFound("session not found") from exc
+            raise
+        return session_from_item(from_item(resp["Attributes"]))
+
+    def delete_sessions(self, ws: str, sids: list[int]) -> None:
+        self.batch_write([{"DeleteRequest": {"Key": {"pk": {"S": keys.session_pk(ws, sid)},
+                                                     "sk": {"S": keys.SESSION_SK}}}} for sid in sids])
+
+    # ------------------------------------------------------------ messages
+
+    def post_message(self, message: Message, *, owner_condition: str | None, now: float,
+                     activity_at: str) -> None:
+        """One transaction: the session accepts the message (race-free lifecycle check) and the message and
+        its id claim are written. A refused post writes nothing."""
+        from botocore.exceptions import ClientError
+
+        ws, sid, mid = message.workspace_id, message.session_id, message.id
+        retention = self.settings.retention_days * 86400
+        values: dict[str, Any] = {
+            ":now": to_av(int(now)), ":at": to_av(activity_at),
+            ":gsk": to_av(keys.activity_sk(activity_at, sid)), ":nowr": to_av(int(now) + retention),
+        }
+        names: dict[str, str] = {}
+        condition = (self._visible_condition(owner_condition, values, names)
+                     + " AND attribute_not_exists(closed_at) AND exp > :now")
+        msk = keys.message_sk(message.created_at, mid)
+        update = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}},
+            # Expiry moves with activity, using the session's own idle timeout (no read needed).
+            "UpdateExpression": ("SET last_activity_at = :at, updated_at = :at, gsi1sk = :gsk, "
+                                 "exp = idle_timeout + :now, purge_at = idle_timeout + :nowr"),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        message_item = to_item({
+            "pk": keys.session_pk(ws, sid), "sk": msk, "lsi1sk": keys.message_lsi_sk(mid), "type": "message",
+            "ws": ws, "sid": sid, "cid": message.container_id, "mid": mid, "content": message.content,
+            "role": message.role.value, "sender_sub": message.sender_sub, "sender_name": message.sender_name,
+            "metadata": message.metadata or None, "created_at": message.created_at,
+        })
+        claim_item = to_item({"pk": keys.message_claim_pk(ws, mid), "sk": keys.CLAIM_SK, "type": "message_claim",
+                              "ws": ws, "sid": sid, "msk": msk})
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Update": update},
+                {"Put": {"TableName": self.table, "Item": message_item,
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Put": {"TableName": self.table, "Item": claim_item,
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+                raise
+            if reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise self._refusal(reasons[0].get("Item"), now, owner_condition, "session") from exc
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
+                raise IdCollision from exc
+            if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
+            raise
+
+    def message_position(self, ws: str, mid: int) -> tuple[int, str] | None:
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": keys.message_claim_pk(ws, mid)}, "sk": {"S": keys.CLAIM_SK}})
+        item = resp.get("Item")
+        if not item:
+            return None
+        data = from_item(item)
+        return int(data["sid"]), data["msk"]
+
+    def list_messages(self, ws: str, sid: int, *, limit: int, newest_first: bool,
+                      after_sk: str | None, before_sk: str | None) -> tuple[Session | None, list[Message], bool]:
+        """Newest-first without a bound: one Query that also returns the session item (it sorts last).
+        Otherwise the session is read first (ownership, existence), then the bounded range."""
+        pk = keys.session_pk(ws, sid)
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        lo = after_sk if after_sk else keys.MESSAGE_SK_PREFIX
+        hi = before_sk if before_sk else keys.SESSION_SK
+        values[":lo"], values[":hi"] = {"S": lo}, {"S": hi}
+        one_query = newest_first and not after_sk and not before_sk
+        session: Session | None = None
+        if not one_query:
+            found = self.get_sessions(ws, [sid])
+            if not found:
+                return None, [], False
+            session = found[0]
+        resp = self._call(
+            "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=not newest_first,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi", ExpressionAttributeValues=values,
+            Limit=limit + (2 if one_query else 1))
+        items = [from_item(i) for i in resp.get("Items", [])]
+        if one_query:
+            if not items or items[0].get("type") != "session":
+                return None, [], False
+            session = session_from_item(items[0])
+        # BETWEEN is inclusive: drop the bounds themselves.
+        messages = [message_from_item(i) for i in items
+                    if i.get("type") == "message" and i["sk"] not in (after_sk, before_sk)]
+        has_more = len(messages) > limit
+        return session, messages[:limit], has_more
+
+    # ------------------------------------------------------------ agents
+
+    def create_agent(self, agent: Agent, *, make_default: bool) -> None:
+        from botocore.exceptions import ClientError
+
+        ws = agent.workspace_id
+        fields = _agent_fields(agent)
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": to_item({"pk": keys.agent_pk(ws, agent.id), "sk": keys.AGENT_SK,
+                                      "gsi1pk": keys.agents_gsi_pk(ws), "gsi1sk": agent.slug, **fields})}},
+            # The slug item carries a copy of the agent: resolving a slug is one GetItem. Agents are immutable.
+            {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": to_item({"pk": keys.agent_slug_pk(ws, agent.slug), "sk": keys.SLUG_SK, **fields})}},
+        ]
+        if make_default:
+            items.append({"Put": {"TableName": self.table, "Item": to_item(
+                {"pk": keys.default_agent_pk(ws), "sk": keys.SLUG_SK, **fields})}})
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+                raise
+            if reasons[0] == "ConditionalCheckFailed":
+                raise IdCollision from exc
+            if reasons[1] == "ConditionalCheckFailed":
+                from chatkeep.errors import Conflict
+
+                raise Conflict(f"an agent with slug {agent.slug!r} already exists") from exc
+            raise
+
+    def get_agent(self, ws: str, aid: int) -> Agent | None:
+        resp = self._call("get_item", TableName=self.table,
+                          Key={"pk": {"S": keys.agent_pk(ws, aid)}, "sk": {"S": keys.AGENT_SK}})
+        item = resp.get("Item")
+        return agent_from_item(from_item(item)) if item else None
+
+    def get_agent_by_slug(self, ws: str, slug: str | None) -> Agent | None:
+        pk = keys.agent_slug_pk(ws, slug) if slug else keys.default_agent_pk(ws)
+        resp = self._call("get_item", TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": keys.SLUG_SK}})
+        item = resp.get("Item")
+        return agent_from_item(from_item(item)) if item else None
+
+    def default_agent_id(self, ws: str) -> int | None:
+        agent = self.get_agent_by_slug(ws, None)
+        return agent.id if agent else None
+
+    def list_agents(self, ws: str, *, limit: int, after_slug: str | None) -> tuple[list[Agent], bool]:
+        values: dict[str, Any] = {":g": {"S": keys.agents_gsi_pk(ws)}}
+        kce = "gsi1pk = :g"
+        if after_slug:
+            kce += " AND gsi1sk > :after"
+            values[":after"] = {"S": after_slug}
+        resp = self._call("query", TableName=self.table, IndexName=GSI1, KeyConditionExpression=kce,
+                          ExpressionAttributeValues=values, Limit=limit + 1)
+        agents = [agent_from_item(from_item(i)) for i in resp.get("Items", [])]
+        return agents[:limit], len(agents) > limit
+
+    # ------------------------------------------------------------ starter sessions
+
+    def get_starter(self, ws: str, sub: str, slug: str | None) -> tuple[int | None, Session | None]:
+        """(session id the pointer names, the session if it is still there)."""
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": keys.user_pk(ws, sub)}, "sk": {"S": keys.starter_sk(slug)}})
+        item = resp.get("Item")
+        if not item:
+            return None, None
+        sid = int(from_item(item)["sid"])
+        found = self.get_sessions(ws, [sid])
+        return sid, (found[0] if found else None)
+
+    def get_home_container(self, ws: str, sub: str) -> int | None:
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": keys.user_pk(ws, sub)}, "sk": {"S": keys.HOME_SK}})
+        item = resp.get("Item")
+        return int(from_item(item)["cid"]) if item else None
+
+    def claim_home_container(self, ws: str, sub: str, container: Container) -> int:
+        """Create the user's home container and point to it; a concurrent claim wins: use its container."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                         "Item": to_item({"pk": keys.user_pk(ws, sub), "sk": keys.HOME_SK, "type": "home",
+                                          "ws": ws, "cid": container.id})}},
+                {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                         "Item": self._container_item(container)}},
+            ])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                existing = self.get_home_container(ws, sub)
+                if existing is not None:
+                    return existing
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise IdCollision from exc
+            raise
+        return container.id
+
+    def create_starter(self, session: Session, *, sub: str, slug: str | None, replace_sid: int | None) -> bool:
+        """Write the pointer and the session together. False when another call's pointer won the race."""
+        from botocore.exceptions import ClientError
+
+        ws = session.workspace_id
+        purge_at = int(session.expires_at_epoch) + self.settings.retention_days * 86400
+        pointer: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": to_item({"pk": keys.user_pk(ws, sub), "sk": keys.starter_sk(slug), "type": "starter",
+                             "ws": ws, "sid": session.id}),
+        }
+        if replace_sid is None:
+            pointer["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:  # the session it named is gone: replace it, unless someone else already did
+            pointer["ConditionExpression"] = "sid = :old"
+            pointer["ExpressionAttributeValues"] = {":old": to_av(replace_sid)}
+        try:
+            self._call("transact_write_items", TransactItems=[
+                {"Put": pointer},
+                {"Put": {"TableName": self.table, "Item": session_to_item(session, purge_at),
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+            ])
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise IdCollision from exc
+            if "TransactionConflict" in reasons:
+                return False
+            raise
+        return True

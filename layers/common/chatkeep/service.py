@@ -1,0 +1,438 @@
+"""ChatService: the domain logic both APIs call. Tenancy, ownership, lifecycle and limits live here;
+storage lives behind the repository. Nothing here touches boto3."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chatkeep import clock, ids, limits, text
+from chatkeep.auth import Principal
+from chatkeep.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
+from chatkeep.models import (
+    Agent,
+    BotConfig,
+    Container,
+    Message,
+    MessagePage,
+    Role,
+    Session,
+    SessionPage,
+    SessionStatus,
+    SessionView,
+)
+from chatkeep.repository import keys
+from chatkeep.repository.base import IdCollision
+from chatkeep.settings import Settings, get_settings
+
+logger = logging.getLogger("chatkeep.service")
+T = TypeVar("T")
+ID_ATTEMPTS = 5
+STARTER_TITLE = "New Chat"
+UNSET: Any = object()  # "not given" (distinct from None, which clears a field)
+
+
+def with_fresh_ids[T](attempt: Callable[[], T]) -> T:
+    """Ids are random: a collision (a conditional write refused) draws again."""
+    for _ in range(ID_ATTEMPTS):
+        try:
+            return attempt()
+        except IdCollision:
+            continue
+    raise ServiceUnavailable("could not allocate an id; retry")
+
+
+class ChatService:
+    def __init__(self, repo: Any, search_index: Any = None, settings: Settings | None = None) -> None:
+        self.repo = repo
+        self._search_index = search_index
+        self.settings = settings or get_settings()
+
+    @property
+    def search_index(self) -> Any:
+        if self._search_index is None:
+            from chatkeep.repository.search_index import SearchIndex
+
+            self._search_index = SearchIndex(self.settings)
+        return self._search_index
+
+    # ---------------------------------------------------------------- rules
+
+    @staticmethod
+    def visible(principal: Principal, owner: str) -> bool:
+        return principal.is_service or owner == principal.sub
+
+    @staticmethod
+    def owner_condition(principal: Principal) -> str | None:
+        """The owner a write must match: none for a service principal (it may change every container)."""
+        return None if principal.is_service else principal.sub
+
+    def _live(self, principal: Principal, session: Session | None, now: float) -> Session:
+        if session is None or session.purge_at <= now or not self.visible(principal, session.owner):
+            raise NotFound("session not found")
+        return session
+
+    def _retention(self) -> int:
+        return self.settings.retention_days * 86400
+
+    # ---------------------------------------------------------------- containers
+
+    def create_container(self, principal: Principal, *, name: str | None, agent_id: int | None,
+                         metadata: Any) -> Container:
+        name = limits.check_text(name, "name", limits.MAX_NAME)
+        metadata = limits.check_metadata(metadata)
+        if agent_id is not None and self.repo.get_agent(principal.workspace_id, agent_id) is None:
+            raise NotFound(f"agent {ids.encode(ids.Kind.AGENT, agent_id)} not found")
+        created_at = clock.iso(clock.now())
+
+        def attempt() -> Container:
+            container = Container(id=ids.new_id(), workspace_id=principal.workspace_id, owner=principal.owner_tag,
+                                  created_at=created_at, name=name, agent_id=agent_id, metadata=metadata)
+            self.repo.create_container(container)
+            return container
+
+        container = with_fresh_ids(attempt)
+        container.session_count = 0
+        return container
+
+    def get_container(self, principal: Principal, cid: int) -> Container:
+        container = self.repo.get_container(principal.workspace_id, cid)
+        if container is None or not self.visible(principal, container.owner):
+            raise NotFound("channel not found")
+        container.session_count = self.repo.count_sessions(principal.workspace_id, cid, clock.now())
+        return container
+
+    def _require_container(self, principal: Principal, cid: int) -> Container:
+        container = self.repo.get_container(principal.workspace_id, cid)
+        if container is None or not self.visible(principal, container.owner):
+            raise NotFound("channel not found")
+        return container
+
+    # ---------------------------------------------------------------- sessions
+
+    def create_session(
+        self, principal: Principal, container_id: int, *, title: str | None = None, agent_id: int | None = None,
+        ui_layout: str = "DEFAULT", metadata: Any = None, initial_context: str | None = None,
+        idle_timeout: int | None = None, require_container: bool = False,
+    ) -> Session:
+        """GraphQL: the first write claims an unused todo (1 request). REST: the channel must exist
+        and its agent is the default (2 requests). A service principal writing to a user's container
+        creates the session for that user (the container's owner)."""
+        title = limits.check_title(title)
+        metadata = limits.check_metadata(metadata)
+        initial_context = limits.check_text(initial_context, "initial_context", limits.MAX_INITIAL_CONTEXT_BYTES)
+        timeout = limits.check_idle_timeout(idle_timeout) or self.settings.session_idle_timeout_seconds
+        owner = principal.owner_tag
+        container_name = None
+        if require_container or principal.is_service:
+            container = self.repo.get_container(principal.workspace_id, container_id)
+            if container is not None and self.visible(principal, container.owner):
+                owner = container.owner
+                if agent_id is None:
+                    agent_id = container.agent_id
+            elif require_container or container is not None:
+                raise NotFound("channel not found" if require_container else "todo not found")
+        now = clock.now()
+        stamp = clock.iso(now)
+
+        def attempt() -> Session:
+            session = Session(
+                id=ids.new_id(), workspace_id=principal.workspace_id, container_id=container_id, owner=owner,
+                created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=timeout,
+                expires_at_epoch=int(now) + timeout, title=title, agent_id=agent_id, ui_layout=ui_layout,
+                metadata=metadata, initial_context=initial_context,
+            )
+            session.purge_at = int(session.expires_at_epoch) + self._retention()
+            self.repo.create_session(session, owner_condition=self.owner_condition(principal),
+                                     agent_id=agent_id, container_name=container_name)
+            return session
+
+        session = with_fresh_ids(attempt)
+        logger.info("session created", extra={"session_id": session.id, "container_id": container_id})
+        return session
+
+    def get_session(self, principal: Principal, sid: int, *, message_limit: int = limits.MAX_MESSAGES_PAGE,
+                    before_message_id: int | None = None) -> SessionView:
+        """The session and its newest messages in one Query (the guide's details call)."""
+        message_limit = limits.check_limit(message_limit, limits.MAX_MESSAGES_PAGE, limits.MAX_MESSAGES_PAGE)
+        before = None
+        if before_message_id is not None:
+            position = self.repo.message_position(principal.workspace_id, before_message_id)
+            if position is None or position[0] != sid:
+                raise BadInput("'before' does not name a message of this session")
+            before = (position[1], before_message_id)
+        session, messages, has_more = self.repo.get_session_view(
+            principal.workspace_id, sid, message_limit=message_limit, before_message=before)
+        return SessionView(self._live(principal, session, clock.now()), messages, has_more)
+
+    def get_session_only(self, principal: Principal, sid: int) -> Session:
+        found = self.repo.get_sessions(principal.workspace_id, [sid])
+        return self._live(principal, found[0] if found else None, clock.now())
+
+    def list_sessions(self, principal: Principal, container_id: int, *, limit: int | None = None,
+                      offset: int | None = None, cursor: str | None = None, status: str | None = None,
+                      require_container: bool = False) -> SessionPage:
+        limit = limits.check_limit(limit, 20)
+        skip = limits.check_offset(offset)
+        if status is not None and status not in {s.value for s in SessionStatus}:
+            raise BadInput("status must be one of active, expired, closed")
+        now = clock.now()
+        ws = principal.workspace_id
+        container, sessions, has_more, next_cursor, exact_total = self.repo.list_sessions(
+            ws, container_id, now, skip=skip, limit=limit, status=status, cursor=cursor)
+        if container is None:
+            if require_container:
+                raise NotFound("channel not found")
+            return SessionPage([], 0, False, None)  # a todo nobody has used yet reads as empty
+        if not self.visible(principal, container.owner):
+            raise NotFound("channel not found" if require_container else "todo not found")
+        total = exact_total if exact_total is not None else self.repo.count_sessions(ws, container_id, now, status)
+        return SessionPage(sessions, total, has_more, next_cursor)
+
+    def update_session(self, principal: Principal, sid: int, *, title: Any = UNSET, agent_id: Any = UNSET,
+                       ui_layout: Any = UNSET, metadata: Any = UNSET, container_id: int | None = None) -> Session:
+        changes: dict[str, Any] = {}
+        if title is not UNSET:
+            changes["title"] = limits.check_title(title)
+        if agent_id is not UNSET:
+            changes["agent_id"] = agent_id
+        if ui_layout is not UNSET and ui_layout is not None:
+            changes["ui_layout"] = ui_layout
+        if metadata is not UNSET:
+            changes["metadata"] = limits.check_metadata(metadata)
+        now = clock.now()
+        changes["updated_at"] = clock.iso(now)
+        try:
+            return self.repo.update_session(
+                principal.workspace_id, sid, owner_condition=self.owner_condition(principal), now=now,
+                changes=changes, expected_container=container_id,
+                agent_check=agent_id if agent_id not in (UNSET, None) else None)
+        except BadInput:
+            raise BadInput("todoId cannot move a session to another todo") from None
+
+    def update_bot_config(self, principal: Principal, sid: int, *, bot_id: int, model: str | None,
+                          temperature: float | None) -> Session:
+        model = limits.check_text(model, "model", limits.MAX_MODEL)
+        temperature = limits.check_temperature(temperature)
+        now = clock.now()
+        config = BotConfig(bot_id=bot_id, model=model, temperature=temperature)
+        return self.repo.update_session(
+            principal.workspace_id, sid, owner_condition=self.owner_condition(principal), now=now,
+            changes={"bot_config": {"bot_id": config.bot_id, "model": config.model,
+                                    "temperature": config.temperature},
+                     "updated_at": clock.iso(now)},
+            agent_check=bot_id)
+
+    def close_session(self, principal: Principal, sid: int) -> Session:
+        now = clock.now()
+        return self.repo.close_session(principal.workspace_id, sid, owner_condition=self.owner_condition(principal),
+                                       now=now, closed_at=clock.iso(now), purge_at=int(now) + self._retention())
+
+    def delete_session(self, principal: Principal, sid: int) -> Session:
+        session = self.repo.delete_session(principal.workspace_id, sid,
+                                           owner_condition=self.owner_condition(principal), now=clock.now())
+        logger.info("session deleted", extra={"session_id": sid})
+        return session
+
+    def delete_sessions(self, principal: Principal, sids: list[int]) -> int:
+        """Deletes the caller's sessions among `sids`; others' and unknown ids are skipped, not revealed.
+        ceil(k/100) BatchGetItem + ceil(k/25) BatchWriteItem."""
+        if len(sids) > limits.MAX_DELETE_MANY:
+            raise BadInput(f"at most {limits.MAX_DELETE_MANY} ids per call")
+        wanted = [ids.check_number(s, "id") for s in sids]
+        now = clock.now()
+        mine = [s.id for s in self.repo.get_sessions(principal.workspace_id, wanted)
+                if s.purge_at > now and self.visible(principal, s.owner)]
+        if mine:
+            self.repo.delete_sessions(principal.workspace_id, mine)
+        logger.info("sessions deleted", extra={"count": len(mine), "asked": len(wanted)})
+        return len(mine)
+
+    # ---------------------------------------------------------------- starter sessions
+
+    def starter_session(self, principal: Principal, slug: str | None) -> Session:
+        """One per (user, slug), race-free: the pointer and the session are written in one transaction
+        that only the first caller wins; the others read the winner's pointer."""
+        ws, sub = principal.workspace_id, principal.sub
+        now = clock.now()
+        for _ in range(ID_ATTEMPTS):
+            sid, session = self.repo.get_starter(ws, sub, slug)
+            if session is not None and session.purge_at > now and session.status(now) is SessionStatus.ACTIVE:
+                return session
+            agent = self.repo.get_agent_by_slug(ws, slug)
+            if slug is not None and agent is None:
+                raise NotFound(f"no agent with slug {slug!r} in this workspace")
+            container_id = self.repo.get_home_container(ws, sub) or self._claim_home(principal)
+            stamp = clock.iso(now)
+            timeout = self.settings.session_idle_timeout_seconds
+            candidate = Session(
+                id=ids.new_id(), workspace_id=ws, container_id=container_id, owner=principal.owner_tag,
+                created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=timeout,
+                expires_at_epoch=int(now) + timeout, title=STARTER_TITLE, agent_id=agent.id if agent else None,
+                starter_key=f"{keys.user_pk(ws, sub)}|{keys.starter_sk(slug)}",
+            )
+            candidate.purge_at = int(candidate.expires_at_epoch) + self._retention()
+            try:
+                if self.repo.create_starter(candidate, sub=sub, slug=slug, replace_sid=sid):
+                    return candidate
+            except IdCollision:
+                continue
+            # Lost the race: the next pass reads the winner's session.
+        raise ServiceUnavailable("could not settle the starter session; retry")
+
+    def _claim_home(self, principal: Principal) -> int:
+        stamp = clock.iso(clock.now())
+
+        def attempt() -> int:
+            container = Container(id=ids.new_id(), workspace_id=principal.workspace_id, owner=principal.owner_tag,
+                                  created_at=stamp, name="Home")
+            return self.repo.claim_home_container(principal.workspace_id, principal.sub, container)
+
+        return with_fresh_ids(attempt)
+
+    # ---------------------------------------------------------------- messages
+
+    def post_message(self, principal: Principal, sid: int, *, content: Any, role: str | Role = Role.USER,
+                     metadata: Any = None) -> tuple[Message, Session]:
+        """Two requests: read the session (its container, friendly errors), then one transaction whose
+        condition re-checks the lifecycle, so a post racing a close or an expiry cannot land."""
+        content = limits.check_content(content)
+        metadata = limits.check_metadata(metadata)
+        try:
+            role = Role(role)
+        except ValueError:
+            raise BadInput("role must be 'user' or 'assistant'") from None
+        if role is Role.ASSISTANT and not principal.is_service:
+            raise Forbidden("only a service principal (scope chatkeep/service) may post assistant messages")
+        now = clock.now()
+        session = self.get_session_only(principal, sid)
+        status = session.status(now)
+        if status is not SessionStatus.ACTIVE:
+            # Same refusal the conditional write would give; saves a doomed transaction.
+            from chatkeep.errors import SessionClosed, SessionExpired
+
+            if status is SessionStatus.CLOSED:
+                raise SessionClosed("this session is closed: start a new session")
+            raise SessionExpired("this session expired after inactivity: start a new session")
+        stamp = clock.iso(now)
+
+        def attempt() -> Message:
+            message = Message(
+                id=ids.new_id(), workspace_id=principal.workspace_id, session_id=sid,
+                container_id=session.container_id, content=content, role=role, created_at=stamp,
+                sender_sub=None if role is Role.ASSISTANT else principal.sub,
+                sender_name=None if role is Role.ASSISTANT else principal.name, metadata=metadata,
+            )
+            self.repo.post_message(message, owner_condition=self.owner_condition(principal), now=now,
+                                   activity_at=stamp)
+            return message
+
+        message = with_fresh_ids(attempt)
+        session.last_activity_at = session.updated_at = stamp
+        session.expires_at_epoch = int(now) + session.idle_timeout
+        session.purge_at = int(session.expires_at_epoch) + self._retention()
+        logger.info("message posted", extra={"session_id": sid, "message_id": message.id, "role": role.value})
+        return message, session
+
+    def post_to_container(self, principal: Principal, container_id: int, *, content: Any, session_id: int | None,
+                          metadata: Any = None, role: str = "user") -> tuple[Message, Session]:
+        """REST: send to a channel; without a session id a new session is created first."""
+        if session_id is None:
+            limits.check_content(content)
+            limits.check_metadata(metadata)
+            session = self.create_session(principal, container_id, require_container=True)
+            session_id = session.id
+        else:
+            session = self.get_session_only(principal, session_id)
+            if session.container_id != container_id:
+                raise NotFound("session not found in this channel")
+        return self.post_message(principal, session_id, content=content, role=role, metadata=metadata)
+
+    def list_messages(self, principal: Principal, sid: int, *, limit: int | None = None, order: str = "desc",
+                      after: int | None = None, before: int | None = None) -> MessagePage:
+        limit = limits.check_limit(limit, 20)
+        if order not in ("asc", "desc"):
+            raise BadInput("order must be 'asc' or 'desc'")
+        ws = principal.workspace_id
+        bounds: dict[str, str | None] = {"after": None, "before": None}
+        for name, mid in (("after", after), ("before", before)):
+            if mid is not None:
+                position = self.repo.message_position(ws, mid)
+                if position is None or position[0] != sid:
+                    raise BadInput(f"'{name}' does not name a message of this session")
+                bounds[name] = position[1]
+        session, messages, has_more = self.repo.list_messages(
+            ws, sid, limit=limit, newest_first=order == "desc", after_sk=bounds["after"],
+            before_sk=bounds["before"])
+        self._live(principal, session, clock.now())
+        return MessagePage(messages, has_more)
+
+    # ---------------------------------------------------------------- search
+
+    def search_sessions(self, principal: Principal, container_id: int, query: str | None, *,
+                        limit: int | None = None, require_container: bool = False) -> list[Session]:
+        """Every query word must match a title or message word as a prefix (accent- and case-insensitive).
+        n Queries on the index + one BatchGetItem of the container and the matching sessions."""
+        limit = limits.check_limit(limit, 100)
+        words = text.words(query)
+        if len(words) > text.MAX_QUERY_WORDS:
+            raise BadInput(f"at most {text.MAX_QUERY_WORDS} words per search")
+        if not words:
+            return self.list_sessions(principal, container_id, limit=limit,
+                                      require_container=require_container).sessions
+        ws = principal.workspace_id
+        matches = self.search_index.matching_sessions(ws, container_id, words)
+        container, sessions = self.repo.get_container_and_sessions(ws, container_id, list(matches))
+        if container is None:
+            if require_container:
+                raise NotFound("channel not found")
+            return []
+        if not self.visible(principal, container.owner):
+            raise NotFound("channel not found" if require_container else "todo not found")
+        now = clock.now()
+        live = [s for s in sessions if s.purge_at > now and s.container_id == container_id]
+        live.sort(key=lambda s: (not matches.get(s.id, False), _desc(s.last_activity_at)))
+        return live[:limit]
+
+    # ---------------------------------------------------------------- agents
+
+    def create_agent(self, principal: Principal, *, slug: str, name: str, model: str | None = None,
+                     temperature: float | None = None, system_prompt: str | None = None,
+                     is_default: bool = False) -> Agent:
+        if not principal.is_service:
+            raise Forbidden("creating an agent needs the chatkeep/service scope")
+        slug = limits.check_slug(slug)
+        if not isinstance(name, str) or not name.strip():
+            raise BadInput("name must be a non-empty string")
+        limits.check_text(name, "name", limits.MAX_NAME)
+        limits.check_text(model, "model", limits.MAX_MODEL)
+        limits.check_text(system_prompt, "system_prompt", limits.MAX_SYSTEM_PROMPT_BYTES)
+        temperature = limits.check_temperature(temperature)
+        ws = principal.workspace_id
+        make_default = is_default or self.repo.get_agent_by_slug(ws, None) is None
+        stamp = clock.iso(clock.now())
+
+        def attempt() -> Agent:
+            agent = Agent(id=ids.new_id(), workspace_id=ws, slug=slug, name=name, created_at=stamp, model=model,
+                          temperature=temperature, system_prompt=system_prompt, is_default=make_default)
+            self.repo.create_agent(agent, make_default=make_default)
+            return agent
+
+        return with_fresh_ids(attempt)
+
+    def get_agent(self, principal: Principal, aid: int) -> Agent:
+        agent = self.repo.get_agent(principal.workspace_id, aid)
+        if agent is None:
+            raise NotFound("agent not found")
+        return agent
+
+    def list_agents(self, principal: Principal, *, limit: int | None = None,
+                    after_slug: str | None = None) -> tuple[list[Agent], bool]:
+        return self.repo.list_agents(principal.workspace_id, limit=limits.check_limit(limit, 20),
+                                     after_slug=after_slug)
+
+
+def _desc(stamp: str) -> str:
+    """Sort key that orders ISO timestamps newest first."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in stamp)
