@@ -35,7 +35,7 @@ $(TOOLS_VENV)/.installed:
 	@echo "==> creating $(TOOLS_VENV) (aws-sam-cli, cfn-lint; kept apart: they pin boto3/pydantic)"
 	@test -x $(TOOLS_PY) || $(PYTHON313) -m venv $(TOOLS_VENV)
 	@$(TOOLS_PY) -m pip install -q --upgrade pip
-	@$(TOOLS_PY) -m pip install -q aws-sam-cli cfn-lint
+	@$(TOOLS_PY) -m pip install -q 'aws-sam-cli>=1.130,<2' 'cfn-lint>=1.20,<2'
 	@touch $@
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.installed
@@ -50,11 +50,13 @@ lint: $(VENV)/.installed
 
 validate: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/cfn-lint template.yaml
-	$(TOOLS_VENV)/bin/sam validate --lint --region $(AWS_REGION)
-	$(TOOLS_VENV)/bin/sam validate --region $(AWS_REGION)
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --region $(AWS_REGION) --template-file template.yaml
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --region $(AWS_REGION) --template-file template.yaml
 
+# sam's python3.13 builder (no container) needs python3.13 on PATH: put the interpreter we found first.
 build: $(TOOLS_VENV)/.installed
-	$(TOOLS_VENV)/bin/sam build --region $(AWS_REGION)
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found (sam build needs python3.13 on PATH)" >&2; exit 1; fi
+	PATH="$(dir $(PYTHON313)):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam build --region $(AWS_REGION) --template-file template.yaml
 	@scripts/artifact-sizes.sh .aws-sam/build
 
 unit integration e2e: $(VENV)/.installed
