@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatkeep import aws
-from chatkeep.errors import BadInput, ChatkeepError, NotFound, ServiceUnavailable, SessionClosed, SessionExpired
+from chatkeep.errors import (
+    BadInput,
+    ChatkeepError,
+    NotFound,
+    ServiceUnavailable,
+    SessionClosed,
+    SessionExpired,
+)
 from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
