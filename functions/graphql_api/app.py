@@ -1,12 +1,13 @@
 """GraphqlApiFunction: POST /graphql (API Gateway HTTP API, payload 2.0)."""
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from chatkeep.graphql.server import handle
+from chatkeep.graphql.server import handle, schema
+from chatkeep.observability import logger, metrics
 
-logger = Logger(service="chatkeep-graphql")
+schema()  # built during init (and captured by SnapStart), not on the first request
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
 def lambda_handler(event: dict, context: object) -> dict:
     return handle(event)

@@ -22,6 +22,7 @@ from chatkeep.models import (
     SessionStatus,
     SessionView,
 )
+from chatkeep.observability import count
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.settings import Settings, get_settings
@@ -149,6 +150,7 @@ class ChatService:
             return session
 
         session = with_fresh_ids(attempt)
+        count("SessionsCreated")
         logger.info("session created", extra={"session_id": session.id, "container_id": container_id})
         return session
 
@@ -275,6 +277,7 @@ class ChatService:
             candidate.purge_at = int(candidate.expires_at_epoch) + self._retention()
             try:
                 if self.repo.create_starter(candidate, sub=sub, slug=slug, replace_sid=sid):
+                    count("SessionsCreated")
                     return candidate
             except IdCollision:
                 continue
@@ -329,6 +332,7 @@ class ChatService:
             return message
 
         message = with_fresh_ids(attempt)
+        count("MessagesPosted")
         session.last_activity_at = session.updated_at = stamp
         session.expires_at_epoch = int(now) + session.idle_timeout
         session.purge_at = int(session.expires_at_epoch) + self._retention()
@@ -382,6 +386,7 @@ class ChatService:
             return self.list_sessions(principal, container_id, limit=limit,
                                       require_container=require_container).sessions
         ws = principal.workspace_id
+        count("SearchQueries")
         matches = self.search_index.matching_sessions(ws, container_id, words)
         container, sessions = self.repo.get_container_and_sessions(ws, container_id, list(matches))
         if container is None:
