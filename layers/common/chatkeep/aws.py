@@ -3,13 +3,13 @@ and so tests and the local runtime can point them elsewhere (reset_clients()).""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from chatkeep.settings import get_settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     import boto3  # deferred: importing boto3 is a large part of cold start
     from botocore.config import Config
