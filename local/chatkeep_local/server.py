@@ -1,0 +1,534 @@
+"""`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL,
+in one process, from template.yaml. See docs/LOCAL.md."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from chatkeep_local import apigw, jwt_auth
+from chatkeep_local import template as tpl
+from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
+from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys
+from chatkeep_local.ttl import TtlSweeper
+
+log = logging.getLogger("chatkeep.local")
+http_log = logging.getLogger("chatkeep.local.http")
+
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # synchronous invocation response payload limit
+
+
+@dataclass
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    endpoint_url: str | None = None
+    template: str = "template.yaml"
+    clock_offset: float = 0.0
+    record_events: str | None = None
+    no_stream: bool = False
+    ttl_interval: float = 5.0
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    state_dir: str | None = None
+    print_banner: bool = True
+
+
+class EventRecorder:
+    """--record-events DIR: every event built, as JSON, with the bearer token replaced."""
+
+    PLACEHOLDER = "Bearer <token>"
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def _next(self) -> int:
+        with self._lock:
+            self._n += 1
+            return self._n
+
+    def api(self, event: dict[str, Any], function: str) -> None:
+        event = json.loads(json.dumps(event))
+        headers = event.get("headers") or {}
+        for name in list(headers):
+            if name in ("authorization",):
+                headers[name] = self.PLACEHOLDER
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", event.get("routeKey", "route")).strip("_")
+        path = self.dir / f"{self._next():05d}-api-{function}-{slug}.json"
+        path.write_text(json.dumps(event, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+    def stream(self, event: dict[str, Any], function: str) -> None:
+        kinds = "_".join(sorted({r.get("eventName", "") for r in event.get("Records", [])}))
+        path = self.dir / f"{self._next():05d}-stream-{function}-{kinds}.json"
+        path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+
+
+class LocalRuntime:
+    """Everything `chatkeep dev` runs. `start()` then `serve_forever()`; `shutdown()` stops it all."""
+
+    def __init__(self, options: DevOptions):
+        self.options = options
+        self.template_path = Path(options.template).resolve()
+        self.template = tpl.load_template(self.template_path)
+        overrides = options.parameter_overrides
+        self.functions = tpl.functions(self.template, overrides)
+        self.routes = tpl.routes(self.template, overrides)
+        self.router = apigw.Router(self.routes)
+        self.table_specs = tpl.tables(self.template, overrides)
+        self.stream_src = tpl.stream_source(self.template, overrides)
+        cors_api = self.routes[0].api_id if self.routes else "ServerlessHttpApi"
+        self.cors = apigw.Cors(tpl.cors_configuration(self.template, cors_api, overrides))
+        self.invokers = {lid: FunctionInvoker(spec) for lid, spec in self.functions.items()}
+        self.recorder = EventRecorder(options.record_events) if options.record_events else None
+        self.swept = SweptKeys()
+        self.state_dir = Path(options.state_dir) if options.state_dir else None
+        self.moto: Any = None
+        self.endpoint_url: str | None = options.endpoint_url
+        self.poller: StreamPoller | None = None
+        self.sweeper: TtlSweeper | None = None
+        self.dlq: LocalDlq | None = None
+        self.httpd: ThreadingHTTPServer | None = None
+        self.clock: Any = None
+
+    # ------------------------------------------------------------------------------------ start-up
+    def start(self) -> None:
+        self._start_dynamodb()
+        self._set_environment()
+        self._create_tables()
+        self._import_layer()
+        self._start_stream()
+        self._start_ttl()
+        self.httpd = _Server((self.options.host, self.options.port), _Handler)
+        self.httpd.runtime = self
+
+    @property
+    def url(self) -> str:
+        assert self.httpd is not None
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _start_dynamodb(self) -> None:
+        if self.endpoint_url:
+            log.info("DynamoDB: %s (--endpoint-url)", self.endpoint_url)
+            return
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from moto.server import ThreadedMotoServer
+
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        log.info("DynamoDB: embedded moto server at %s", self.endpoint_url)
+
+    def _set_environment(self) -> None:
+        env: dict[str, str] = {}
+        origin: dict[str, str] = {}
+        for lid, spec in self.functions.items():
+            for name, why in spec.unresolved_env.items():
+                log.warning("%s: environment %s not set locally (%s)", lid, name, why)
+            for name, value in spec.environment.items():
+                if name in env and env[name] != value:
+                    log.warning(
+                        "environment %s differs between %s (%r) and %s (%r); one process, keeping %r",
+                        name, origin[name], env[name], lid, value, env[name],
+                    )
+                    continue
+                env.setdefault(name, value)
+                origin.setdefault(name, lid)
+        env.update(self.options.env_overrides)
+        for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            os.environ.pop(var, None)
+        env.update(
+            {
+                "DYNAMODB_ENDPOINT_URL": str(self.endpoint_url),
+                "AWS_REGION": tpl.REGION,
+                "AWS_DEFAULT_REGION": tpl.REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "CHATKEEP_CLOCK_OFFSET_SECONDS": str(self.options.clock_offset or 0),
+            }
+        )
+        env.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.update(env)
+
+    def _create_tables(self) -> None:
+        import boto3
+
+        client = boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name=tpl.REGION)
+        self.ddb = client
+        created = tpl.create_tables(client, self.template, overrides=self.options.parameter_overrides)
+        for lid in created:
+            spec = self.table_specs[lid]
+            extras = []
+            if spec.stream_view_type:
+                extras.append(f"stream {spec.stream_view_type}")
+            if spec.ttl_attribute:
+                extras.append(f"TTL {spec.ttl_attribute}")
+            log.info("table %s%s", lid, f" ({', '.join(extras)})" if extras else "")
+
+    def _import_layer(self) -> None:
+        """The handlers import `chatkeep` from the layer: put the layers on sys.path, then make the
+        package forget anything it cached from an earlier environment."""
+        for spec in self.functions.values():
+            for layer in spec.layers:
+                if layer.is_dir() and str(layer) not in sys.path:
+                    sys.path.append(str(layer))
+        try:
+            from chatkeep import clock
+
+            clock.set_offset(float(self.options.clock_offset or 0))
+            self.clock = clock
+        except ImportError:
+            log.warning("the chatkeep package is not importable: /_local/clock and TTL use real time")
+        for mod_name, fn in (("chatkeep.settings", "reset_settings"), ("chatkeep.aws", "reset_clients")):
+            mod = sys.modules.get(mod_name)
+            if mod is None:
+                try:
+                    __import__(mod_name)
+                    mod = sys.modules[mod_name]
+                except ImportError:
+                    continue
+            getattr(mod, fn)()
+
+    def now(self) -> float:
+        return self.clock.now() if self.clock else time.time()
+
+    def _start_stream(self) -> None:
+        src = self.stream_src
+        if src is None:
+            log.info("stream: no DynamoDB stream event source in the template")
+            return
+        if self.options.no_stream:
+            log.info("stream: disabled (--no-stream)")
+            return
+        invoker = self.invokers.get(src.function)
+        if invoker is None or not invoker.exists:
+            log.warning("stream: %s has no code yet; its stream is not polled", src.function)
+            return
+        if not src.enabled:
+            log.info("stream: event source of %s is disabled in the template", src.function)
+            return
+        import boto3
+
+        streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint_url, region_name=tpl.REGION)
+        base = self.state_dir or Path(__import__("tempfile").mkdtemp(prefix="chatkeep-local-"))
+        self.dlq = LocalDlq(base / "stream-dlq.jsonl")
+        recorder = self.recorder
+
+        def on_event(event: dict[str, Any]) -> None:
+            if recorder:
+                recorder.stream(event, src.function)
+
+        def invoke(event: dict[str, Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                return invoker.invoke(event)
+            finally:
+                http_log.info(
+                    "STREAM %s %d record(s) %.1fms %s",
+                    src.table, len(event["Records"]), (time.perf_counter() - started) * 1000, src.function,
+                )
+
+        dispatcher = BatchDispatcher(invoke, src, self.dlq, on_event=on_event)
+        self.poller = StreamPoller(streams, src.table, src, dispatcher, swept=self.swept)
+        self.poller.prime()
+        self.poller.start()
+        log.info(
+            "stream: %s -> %s (BatchSize %d, window %ss, retries %s, bisect %s; DLQ %s)",
+            src.table, src.function, src.batch_size, src.max_batching_window_s,
+            src.max_retry_attempts, src.bisect_on_error, self.dlq.path,
+        )
+
+    def _start_ttl(self) -> None:
+        ttl = {lid: spec.ttl_attribute for lid, spec in self.table_specs.items() if spec.ttl_attribute}
+        if not ttl:
+            return
+        self.sweeper = TtlSweeper(self.ddb, ttl, self.swept, self.now, interval=self.options.ttl_interval)
+        self.sweeper.start()
+        log.info("TTL: sweeping %s every %ss", ", ".join(f"{t}.{a}" for t, a in ttl.items()),
+                 self.options.ttl_interval)
+
+    # -------------------------------------------------------------------------------------- running
+    def serve_forever(self) -> None:
+        assert self.httpd is not None
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def shutdown(self) -> None:
+        if self.httpd is not None:
+            threading.Thread(target=self.httpd.shutdown, daemon=True).start()
+        if self.poller:
+            self.poller.stop()
+        if self.sweeper:
+            self.sweeper.stop()
+        if self.httpd is not None:
+            self.httpd.server_close()
+        if self.moto is not None:
+            with contextlib.suppress(Exception):  # best effort at exit
+                self.moto.stop()
+
+    # ------------------------------------------------------------------------------ request handling
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str,
+               protocol: str) -> tuple[int, list[tuple[str, str]], bytes, str]:
+        """-> (status, headers, body, function or '-') for one HTTP request."""
+        raw_path, _, raw_query = target.partition("?")
+        if raw_path.startswith("/_local/"):
+            status, hdrs, data = self.local_endpoint(method, raw_path, body)
+            return status, hdrs, data, "_local"
+        lower = {k.lower(): v for k, v in headers}
+        if self.cors.is_preflight(method, lower):
+            status, hdrs, data = self.cors.preflight(lower)
+            return status, hdrs, data, "cors"
+        if len(body) > apigw.PAYLOAD_LIMIT_BYTES:
+            return (*_with_list(apigw.TOO_LARGE), "-")
+        match = self.router.match(method, raw_path)
+        if match is None:
+            return (*_with_list(apigw.NOT_FOUND), "-")
+        route = match.route
+        fn = route.function
+        authorizer_ctx = None
+        if route.authorizer is not None:
+            try:
+                claims = jwt_auth.verify(
+                    jwt_auth.extract_token(lower.get(route.authorizer.identity_header)),
+                    issuer=route.authorizer.issuer,
+                    audiences=route.authorizer.audiences,
+                    required_scopes=route.scopes,
+                )
+            except jwt_auth.AuthError as exc:
+                status, hdrs_map, data = exc.response()
+                return status, self.cors.decorate(list(hdrs_map.items()), lower.get("origin")), data, fn
+            authorizer_ctx = jwt_auth.authorizer_context(claims, route.scopes)
+        rid = apigw.request_id()
+        event = apigw.build_event(
+            route=route,
+            method=method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+            path_parameters=match.path_parameters,
+            authorizer=authorizer_ctx,
+            api_id=tpl.api_id_for(route.api_id),
+            request_id_value=rid,
+            protocol=protocol,
+        )
+        if self.recorder:
+            self.recorder.api(event, fn)
+        invoker = self.invokers.get(fn)
+        started = time.perf_counter()
+        try:
+            if invoker is None:
+                raise HandlerNotFound(f"route {route.route_key} names {fn}, which is not a function")
+            result = invoker.invoke(event)
+            status, hdrs, data = apigw.http_response(result)
+            if len(data) > LAMBDA_RESPONSE_LIMIT:
+                raise apigw.InvalidResponse(f"response of {len(data)} bytes exceeds Lambda's 6 MB limit")
+        except apigw.InvalidResponse as exc:
+            log.error("%s: invalid Lambda response for %s: %s", fn, route.route_key, exc)
+            status, hdrs, data = _with_list(apigw.INTERNAL_ERROR)
+        except Exception:
+            log.error("%s: unhandled error for %s\n%s", fn, route.route_key, traceback.format_exc())
+            status, hdrs, data = _with_list(apigw.INTERNAL_ERROR)
+        elapsed = time.perf_counter() - started
+        limit_s = min(route.timeout_ms / 1000, apigw.INTEGRATION_TIMEOUT_S)
+        if elapsed > limit_s:
+            log.warning(
+                "%s took %.1fs: API Gateway would have answered 503 after %.0fs", route.route_key, elapsed, limit_s
+            )
+        hdrs = self.cors.decorate(hdrs, lower.get("origin"))
+        hdrs.append(("apigw-requestid", rid))
+        return status, hdrs, data, fn
+
+    # --------------------------------------------------------------------------- /_local endpoints
+    def local_endpoint(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        def ok(payload: Any, status: int = 200) -> tuple[int, list[tuple[str, str]], bytes]:
+            return status, [("content-type", "application/json")], json.dumps(payload, default=str).encode()
+
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return ok({"message": "body must be JSON"}, 400)
+        if path == "/_local/health" and method == "GET":
+            return ok(
+                {
+                    "status": "ok",
+                    "dynamodb": self.endpoint_url,
+                    "routes": [r.route_key for r in self.routes],
+                    "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
+                    "stream": self._stream_status(),
+                    "clock_offset": self.clock.offset() if self.clock else 0,
+                }
+            )
+        if path == "/_local/clock" and method == "POST":
+            if self.clock is None:
+                return ok({"message": "the chatkeep package is not importable"}, 503)
+            if "offset_seconds" in data:
+                self.clock.set_offset(float(data["offset_seconds"]))
+                offset = self.clock.offset()
+            else:
+                offset = self.clock.advance(float(data.get("advance_seconds", 0)))
+            return ok({"offset": offset, "now": self.clock.now()})
+        if path == "/_local/clock" and method == "GET":
+            if self.clock is None:
+                return ok({"offset": 0, "now": time.time()})
+            return ok({"offset": self.clock.offset(), "now": self.clock.now()})
+        if path == "/_local/dlq" and method == "GET":
+            return ok({"path": str(self.dlq.path) if self.dlq else None,
+                       "items": self.dlq.items if self.dlq else []})
+        if path == "/_local/stream/drain" and method == "POST":
+            if self.poller is None:
+                return ok({"drained": True, "enabled": False})
+            timeout = float(data.get("timeout", 30))
+            result = self.poller.drain(timeout=timeout)
+            return ok({"enabled": True, **result}, 200 if result["drained"] else 504)
+        if path == "/_local/ttl/sweep" and method == "POST":
+            if self.sweeper is None:
+                return ok({"deleted": 0, "enabled": False})
+            return ok({"deleted": self.sweeper.sweep_once(), "enabled": True})
+        return ok({"message": "Not Found"}, 404)
+
+    def _stream_status(self) -> dict[str, Any]:
+        if self.poller is None:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "alive": self.poller.is_alive(),
+            "table": self.poller.table_name,
+            "function": self.poller.source.function,
+            "error": self.poller.error,
+            **self.poller.counters(),
+        }
+
+
+def _with_list(resp: tuple[int, Mapping[str, str], bytes]) -> tuple[int, list[tuple[str, str]], bytes]:
+    status, headers, body = resp
+    return status, list(headers.items()), body
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    runtime: LocalRuntime
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def version_string(self) -> str:
+        return "chatkeep-local"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # one line per request is logged by _serve (without query values or headers)
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                total += size
+                if total > apigw.PAYLOAD_LIMIT_BYTES:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > apigw.PAYLOAD_LIMIT_BYTES:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        runtime = self.server.runtime
+        fn = "-"
+        try:
+            body = self._read_body()
+            if body is None:
+                status, headers, data = _with_list(apigw.TOO_LARGE)
+                self.close_connection = True
+            else:
+                status, headers, data, fn = runtime.handle(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0],
+                    self.request_version,
+                )
+        except Exception:
+            log.error("local runtime error\n%s", traceback.format_exc())
+            status, headers, data = _with_list(apigw.INTERNAL_ERROR)
+        self.send_response(status)
+        for k, v in headers:
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        path_only = self.path.split("?", 1)[0]
+        http_log.info(
+            "%s %s %d %.1fms %s", self.command, path_only, status, (time.perf_counter() - started) * 1000, fn
+        )
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+
+def banner(runtime: LocalRuntime) -> str:
+    defaults = tpl.jwt_defaults(runtime.template)
+    claim = os.environ.get("WORKSPACE_CLAIM") or defaults["workspace_claim"]
+    token = jwt_auth.make_token(
+        "dev-user", "dev", name="Dev", ttl=7 * 86400,
+        issuer=defaults["issuer"], audience=defaults["audience"], workspace_claim=claim,
+    )
+    url = runtime.url
+    gql = next((r for r in runtime.routes if r.path == "/graphql"), None)
+    lines = [
+        f"chatkeep local runtime: {url}",
+        f"  routes: {len(runtime.routes)} from {runtime.template_path.name}; DynamoDB {runtime.endpoint_url}",
+        "  token (sub dev-user, workspace dev, 7 days):",
+        f"  {token}",
+    ]
+    if gql:
+        query = json.dumps({"query": "query { getTodoChatSessions(todoId: 1) { totalCount } }"})
+        lines += [
+            "  try:",
+            f"  curl -s {url}/graphql -H 'content-type: application/json' "
+            f"-H 'authorization: Bearer {token}' -d '{query}'",
+        ]
+    lines.append(f"  dev endpoints: {url}/_local/health  (Ctrl-C to stop)")
+    return "\n".join(lines)
+
+
+def run_dev(options: DevOptions) -> int:
+    runtime = LocalRuntime(options)
+    runtime.start()
+    if options.print_banner:
+        print(banner(runtime), flush=True)
+    try:
+        runtime.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        runtime.shutdown()
+    return 0
+
+
+__all__ = ["DevOptions", "EventRecorder", "LocalRuntime", "banner", "run_dev"]

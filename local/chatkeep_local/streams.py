@@ -1,0 +1,505 @@
+"""The DynamoDB Streams -> Lambda event source mapping, emulated.
+
+A poller thread reads the table's stream (the dynamodbstreams API of the embedded moto server, or of
+the DynamoDB given with --endpoint-url), turns each record into the shape Lambda delivers
+(https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html) and invokes the consumer in batches of
+the template's BatchSize, waiting at most MaximumBatchingWindowInSeconds. Failures are handled as the
+event source mapping does:
+
+- a function error (exception): the whole batch failed; with BisectBatchOnFunctionError it is split in
+  two and each half retried;
+- with ReportBatchItemFailures, `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`: everything
+  before the lowest reported sequence number is done, the rest is retried; an empty/null/unknown
+  itemIdentifier fails the whole batch; an empty list or null response is success;
+- after MaximumRetryAttempts retries (or when a record is older than MaximumRecordAgeInSeconds) the
+  failed records go to the on-failure destination: here a local DLQ (in memory + a JSON-lines file).
+  AWS sends only the batch's metadata there; locally the records are included too, for debugging.
+
+Records are processed strictly in order, one batch at a time, as Lambda does for one shard.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from chatkeep_local.template import REGION, StreamSource, function_arn
+
+log = logging.getLogger("chatkeep.local.stream")
+
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+LOCAL_MAX_RETRIES = 10  # stands in for -1 ("retry until the record expires", 24 h in AWS)
+
+
+# ------------------------------------------------------------------------------------ swept-keys
+
+
+def key_id(table: str, keys: Mapping[str, Any]) -> tuple[str, str]:
+    return table, json.dumps(_jsonable(keys), sort_keys=True, separators=(",", ":"))
+
+
+class SweptKeys:
+    """Keys the TTL sweeper deleted: their REMOVE records get the DynamoDB service identity."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str], int] = {}
+
+    def add(self, table: str, keys: Mapping[str, Any]) -> None:
+        k = key_id(table, keys)
+        with self._lock:
+            self._keys[k] = self._keys.get(k, 0) + 1
+
+    def discard(self, table: str, keys: Mapping[str, Any]) -> None:
+        self.claim(table, keys)
+
+    def claim(self, table: str, keys: Mapping[str, Any]) -> bool:
+        """True (once per sweep) if this key's REMOVE was a TTL delete."""
+        k = key_id(table, keys)
+        with self._lock:
+            n = self._keys.get(k, 0)
+            if not n:
+                return False
+            if n == 1:
+                del self._keys[k]
+            else:
+                self._keys[k] = n - 1
+            return True
+
+    def __len__(self) -> int:
+        return sum(self._keys.values())
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return value
+
+
+def to_lambda_record(
+    raw: Mapping[str, Any],
+    *,
+    table: str,
+    stream_arn: str,
+    swept: SweptKeys | None = None,
+    region: str = REGION,
+) -> dict[str, Any]:
+    """A GetRecords record (boto3 shape) -> the record Lambda puts in `event["Records"]`."""
+    ddb = raw.get("dynamodb") or {}
+    created = ddb.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        created_s: float = created.timestamp()
+    else:
+        created_s = float(created or time.time())
+    out_ddb: dict[str, Any] = {"ApproximateCreationDateTime": int(created_s)}
+    for k in ("Keys", "NewImage", "OldImage"):
+        if k in ddb:
+            out_ddb[k] = _jsonable(ddb[k])
+    out_ddb["SequenceNumber"] = str(ddb.get("SequenceNumber"))
+    out_ddb["SizeBytes"] = int(ddb.get("SizeBytes") or 0)
+    out_ddb["StreamViewType"] = ddb.get("StreamViewType", "NEW_AND_OLD_IMAGES")
+    record: dict[str, Any] = {
+        "eventID": raw.get("eventID") or uuid.uuid4().hex,
+        "eventName": raw.get("eventName"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": raw.get("awsRegion") or region,
+        "dynamodb": out_ddb,
+    }
+    identity = raw.get("userIdentity")
+    if identity:
+        record["userIdentity"] = _jsonable(identity)
+    elif raw.get("eventName") == "REMOVE" and swept is not None and swept.claim(table, ddb.get("Keys") or {}):
+        record["userIdentity"] = dict(TTL_IDENTITY)
+    record["eventSourceARN"] = stream_arn
+    return record
+
+
+def sequence_number(record: Mapping[str, Any]) -> str:
+    return str(record["dynamodb"]["SequenceNumber"])
+
+
+# ---------------------------------------------------------------------------------------------- DLQ
+
+
+class LocalDlq:
+    """The on-failure destination, locally: a list plus a JSON-lines file."""
+
+    def __init__(self, path: str | Path | None = None):
+        if path is None:
+            path = Path(tempfile.mkdtemp(prefix="chatkeep-dlq-")) / "dlq.jsonl"
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.items: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.items.append(message)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(message, default=str) + "\n")
+        info = message.get("DDBStreamBatchInfo", {})
+        log.warning(
+            "DLQ: %s records %s..%s (%s) -> %s",
+            info.get("batchSize"),
+            info.get("startSequenceNumber"),
+            info.get("endSequenceNumber"),
+            message.get("requestContext", {}).get("condition"),
+            self.path,
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# --------------------------------------------------------------------------------------- dispatcher
+
+
+@dataclass
+class DispatchStats:
+    invocations: int = 0
+    records_succeeded: int = 0
+    records_dead: int = 0
+    retries: int = 0
+    bisects: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Work:
+    records: list[dict[str, Any]]
+    attempts: int = 0  # retries already made for these records
+    invokes: int = field(default=0)
+
+
+class BatchDispatcher:
+    """Delivers one batch the way the event source mapping does (retries, bisect, partial failures, DLQ).
+
+    `invoke(event)` calls the function; it returns the function's response or raises (function error)."""
+
+    def __init__(
+        self,
+        invoke: Callable[[dict[str, Any]], Any],
+        source: StreamSource,
+        dlq: LocalDlq,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_s: float = 0.05,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.invoke = invoke
+        self.source = source
+        self.dlq = dlq
+        self.on_event = on_event
+        self.sleep = sleep
+        self.backoff_s = backoff_s
+        self.clock = clock
+        self.stats = DispatchStats()
+        retries = source.max_retry_attempts
+        self.max_retries = LOCAL_MAX_RETRIES if retries is None or retries < 0 else retries
+
+    def _outcome(self, records: list[dict[str, Any]]) -> tuple[str, int | None]:
+        """('ok'|'error'|'partial'|'invalid', index of the lowest failed record for 'partial')."""
+        event = {"Records": records}
+        if self.on_event:
+            self.on_event(event)
+        self.stats.invocations += 1
+        try:
+            response = self.invoke(event)
+        except Exception:
+            log.exception("%s: function error on a batch of %d", self.source.function, len(records))
+            self.stats.function_errors += 1
+            return "error", None
+        if not self.source.report_batch_item_failures or not isinstance(response, dict):
+            return "ok", None
+        failures = response.get("batchItemFailures")
+        if not failures:
+            return "ok", None
+        seqs = {sequence_number(r): i for i, r in enumerate(records)}
+        indexes = []
+        for f in failures:
+            ident = f.get("itemIdentifier") if isinstance(f, dict) else None
+            if not ident or str(ident) not in seqs:
+                log.warning("%s: invalid itemIdentifier %r: whole batch failed", self.source.function, ident)
+                return "invalid", None
+            indexes.append(seqs[str(ident)])
+        self.stats.partial_failures += 1
+        return "partial", min(indexes)
+
+    def _expired(self, record: dict[str, Any]) -> bool:
+        max_age = self.source.max_record_age_s
+        if max_age is None or max_age < 0:
+            return False
+        return self.clock() - record["dynamodb"]["ApproximateCreationDateTime"] > max_age
+
+    def dispatch(self, records: list[dict[str, Any]]) -> None:
+        queue: list[_Work] = [_Work(list(records))]
+        while queue:
+            work = queue.pop(0)
+            if not work.records:
+                continue
+            fresh = [r for r in work.records if not self._expired(r)]
+            if len(fresh) != len(work.records):
+                old = [r for r in work.records if self._expired(r)]
+                self._dead(old, "RecordAgeExceeded", work.invokes)
+                work.records = fresh
+                if not fresh:
+                    continue
+            status, index = self._outcome(work.records)
+            work.invokes += 1
+            if status == "ok":
+                self.stats.records_succeeded += len(work.records)
+                continue
+            if status == "partial":
+                assert index is not None
+                self.stats.records_succeeded += index
+                remaining = work.records[index:]
+            else:
+                remaining = work.records
+            if work.attempts >= self.max_retries:
+                self._dead(remaining, "RetryAttemptsExhausted", work.invokes)
+                continue
+            self.stats.retries += 1
+            self.sleep(min(self.backoff_s * (2**work.attempts), 1.0))
+            if status == "error" and self.source.bisect_on_error and len(remaining) > 1:
+                self.stats.bisects += 1
+                mid = len(remaining) // 2
+                queue[0:0] = [
+                    _Work(remaining[:mid], work.attempts + 1, work.invokes),
+                    _Work(remaining[mid:], work.attempts + 1, work.invokes),
+                ]
+            else:
+                queue.insert(0, _Work(remaining, work.attempts + 1, work.invokes))
+
+    def _dead(self, records: list[dict[str, Any]], condition: str, invokes: int) -> None:
+        self.stats.records_dead += len(records)
+        first, last = records[0], records[-1]
+        arn = first.get("eventSourceARN", "")
+        self.dlq.send(
+            {
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "functionArn": function_arn(self.source.function),
+                    "condition": condition,
+                    "approximateInvokeCount": invokes,
+                },
+                "responseContext": {
+                    "statusCode": 200,
+                    "executedVersion": "$LATEST",
+                    "functionError": "Unhandled",
+                },
+                "version": "1.0",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "DDBStreamBatchInfo": {
+                    "shardId": first.get("_shardId", "shardId-local"),
+                    "startSequenceNumber": sequence_number(first),
+                    "endSequenceNumber": sequence_number(last),
+                    "approximateArrivalOfFirstRecord": _iso(first["dynamodb"]["ApproximateCreationDateTime"]),
+                    "approximateArrivalOfLastRecord": _iso(last["dynamodb"]["ApproximateCreationDateTime"]),
+                    "batchSize": len(records),
+                    "streamArn": arn,
+                },
+                "records": records,  # local only: AWS sends the batch info, not the records
+            }
+        )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------- poller
+
+
+class StreamPoller(threading.Thread):
+    """Reads one table's stream and feeds the dispatcher, batch by batch, in order."""
+
+    def __init__(
+        self,
+        streams_client: Any,
+        table_name: str,
+        source: StreamSource,
+        dispatcher: BatchDispatcher,
+        *,
+        swept: SweptKeys | None = None,
+        poll_interval: float = 0.25,
+    ):
+        super().__init__(name=f"stream-poller-{table_name}", daemon=True)
+        self.client = streams_client
+        self.table_name = table_name
+        self.source = source
+        self.dispatcher = dispatcher
+        self.swept = swept
+        self.poll_interval = poll_interval
+        self.stream_arn: str | None = None
+        self._iterators: dict[str, str | None] = {}
+        self._buffer: list[dict[str, Any]] = []
+        self._first_buffered_at: float | None = None
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._drain_requested = 0
+        self._drain_done = 0
+        self.records_seen = 0
+        self.error: str | None = None
+        self._last_shard_refresh = 0.0
+
+    # -- control
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def drain(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until every record in the stream at call time (and what processing it wrote to the
+        stream in turn) has been delivered. Returns counters."""
+        with self._cond:
+            self._drain_requested += 1
+            target = self._drain_requested
+            self._cond.notify_all()
+            ok = self._cond.wait_for(
+                lambda: self._drain_done >= target or not self.is_alive(), timeout=timeout
+            )
+        return {"drained": bool(ok and self._drain_done >= target), **self.counters()}
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "records": self.records_seen,
+            "pending": len(self._buffer),
+            "dlq": len(self.dispatcher.dlq),
+            **self.dispatcher.stats.as_dict(),
+        }
+
+    # -- stream access
+    def _find_stream(self) -> str | None:
+        streams = self.client.list_streams(TableName=self.table_name).get("Streams") or []
+        return streams[-1]["StreamArn"] if streams else None
+
+    def _refresh_shards(self) -> None:
+        """Start an iterator on every shard not seen yet: the first ones at the mapping's
+        StartingPosition, the ones that appear later (children of split shards) at TRIM_HORIZON."""
+        assert self.stream_arn
+        desc = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        first = not self._iterators
+        position = self.source.starting_position if first else "TRIM_HORIZON"
+        if position not in ("TRIM_HORIZON", "LATEST"):
+            position = "TRIM_HORIZON"
+        for shard in desc.get("Shards") or []:
+            sid = shard["ShardId"]
+            if sid in self._iterators:
+                continue
+            it = self.client.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=sid, ShardIteratorType=position
+            )["ShardIterator"]
+            self._iterators[sid] = it
+        self._last_shard_refresh = time.monotonic()
+
+    def prime(self) -> bool:
+        """Find the stream and position the iterators (call before serving, so LATEST misses nothing)."""
+        if self.stream_arn is None:
+            self.stream_arn = self._find_stream()
+            if self.stream_arn is None:
+                return False
+            self._refresh_shards()
+        return True
+
+    def _poll(self) -> int:
+        if self.stream_arn is None:
+            if not self.prime():
+                return 0
+        elif time.monotonic() - self._last_shard_refresh > 5:
+            self._refresh_shards()
+        count = 0
+        for sid, it in list(self._iterators.items()):
+            if it is None:
+                continue  # closed shard
+            resp = self.client.get_records(ShardIterator=it, Limit=1000)
+            self._iterators[sid] = resp.get("NextShardIterator")
+            for raw in resp.get("Records") or []:
+                rec = to_lambda_record(raw, table=self.table_name, stream_arn=self.stream_arn, swept=self.swept)
+                self._buffer.append(rec)
+                count += 1
+        if count and self._first_buffered_at is None:
+            self._first_buffered_at = time.monotonic()
+        self.records_seen += count
+        return count
+
+    def _should_dispatch(self, draining: bool) -> bool:
+        if not self._buffer:
+            return False
+        if draining or len(self._buffer) >= self.source.batch_size:
+            return True
+        assert self._first_buffered_at is not None
+        return time.monotonic() - self._first_buffered_at >= self.source.max_batching_window_s
+
+    def _dispatch_ready(self, draining: bool) -> None:
+        while self._should_dispatch(draining):
+            batch = self._buffer[: self.source.batch_size]
+            del self._buffer[: self.source.batch_size]
+            self._first_buffered_at = time.monotonic() if self._buffer else None
+            self.dispatcher.dispatch(batch)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                requested = self._drain_requested
+            draining = requested > self._drain_done
+            try:
+                new = self._poll()
+                self._dispatch_ready(draining)
+                self.error = None
+            except Exception as exc:  # the emulator must keep running; say what happened
+                if self.error != repr(exc):
+                    log.exception("stream poller for %s", self.table_name)
+                self.error = repr(exc)
+                new = -1
+            if draining and new == 0 and not self._buffer:
+                with self._cond:
+                    self._drain_done = max(self._drain_done, requested)
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                if self._drain_requested > self._drain_done:
+                    continue
+                self._cond.wait(timeout=self.poll_interval)
+        with self._cond:
+            self._cond.notify_all()
+
+
+def dlq_path(root: str | None = None) -> Path:
+    base = Path(root) if root else Path(tempfile.mkdtemp(prefix="chatkeep-local-"))
+    return base / "stream-dlq.jsonl"
+
+
+__all__ = [
+    "TTL_IDENTITY",
+    "BatchDispatcher",
+    "LocalDlq",
+    "StreamPoller",
+    "SweptKeys",
+    "dlq_path",
+    "to_lambda_record",
+]
