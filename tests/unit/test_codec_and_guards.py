@@ -1,0 +1,41 @@
+from chatkeep.graphql import guards
+from chatkeep.repository.codec import from_item, to_item
+from graphql import parse
+
+
+def test_given_python_values_when_round_tripped_then_equal_and_big_ints_exact():
+    values = {"s": "x", "i": 2**53 + 1, "f": 0.25, "b": False, "m": {"a": [1, "b", None]}, "e": ""}
+    assert from_item(to_item(values)) == values
+
+
+def test_given_none_attribute_when_stored_then_absent():
+    assert "gone" not in to_item({"gone": None, "kept": 1})
+
+
+def test_given_guide_details_query_then_within_bounds():
+    doc = parse("query($s: Float!){ getOneTodoChatSession(sessionId: $s){ id title messages { id message "
+                "createdAt sentBy { id firstName } isBotReply } } }")
+    assert guards.check_document(doc, max_depth=10, max_cost=5000) == []
+
+
+def test_given_fragment_bomb_then_refused_without_expanding():
+    fragments = ["fragment F0 on TodoChatSession { id title }"]
+    for i in range(1, 40):
+        fragments.append(f"fragment F{i} on TodoChatSession {{ ...F{i - 1} ...F{i - 1} }}")
+    doc = parse("query { getOneTodoChatSession(sessionId: 1) { ...F39 } } " + " ".join(fragments))
+    errors = guards.check_document(doc, max_depth=10, max_cost=5000)
+    assert errors and "cost" in errors[0].message
+
+
+def test_given_cyclic_fragments_then_refused():
+    doc = parse("query { getOneTodoChatSession(sessionId: 1) { ...A } } "
+                "fragment A on TodoChatSession { ...B } fragment B on TodoChatSession { ...A }")
+    assert guards.check_document(doc, max_depth=10, max_cost=5000)
+
+
+def test_given_deep_query_then_depth_refused():
+    inner = "id"
+    for _ in range(12):
+        inner = f"sentBy {{ {inner} }}"
+    errors = guards.check_document(parse(f"{{ a {{ {inner} }} }}"), max_depth=10, max_cost=10**9)
+    assert errors and "levels deep" in errors[0].message
