@@ -6,7 +6,8 @@ def test_given_accents_and_case_when_normalised_then_plain_lowercase():
 
 
 def test_given_text_when_tokenised_then_distinct_words_in_order_unicode_aware():
-    assert text.words("Hello, hello WORLD! naïve-résumé 42 日本語") == ["hello", "world", "naive", "resume", "42", "日本語"]
+    expected = ["hello", "world", "naive", "resume", "42", "日本語"]
+    assert text.words("Hello, hello WORLD! naïve-résumé 42 日本語") == expected
 
 
 def test_given_underscores_and_long_words_then_split_and_truncated():
