@@ -1,0 +1,264 @@
+"""The search index table (docs/ARCHITECTURE.md, "Search table"): written only by the stream function.
+
+Item: pk = W#{ws}#C#{cid}, sk = {word}#{sid}#{t|c}, spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word.
+
+Read side (the APIs): `matching_sessions` runs one Query per query word on `begins_with(sk, word)`
+(paginated; never a Scan) and intersects the session ids.
+Write side (the stream function): `write` puts/deletes entries with BatchWriteItem, 25 per request,
+retrying UnprocessedItems with exponential backoff and full jitter, bounded; what is still unwritten
+after that is raised as `UnwrittenItems` so the caller can fail exactly the sessions concerned.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chatkeep import aws
+from chatkeep.errors import ServiceUnavailable
+from chatkeep.repository import keys
+from chatkeep.repository.codec import from_av, to_av
+from chatkeep.settings import Settings, get_settings
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's limit per BatchWriteItem (moto accepts more: enforce it here)
+MAX_ATTEMPTS = 8  # per request: the first try + 7 retries of its unprocessed items
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+BY_SESSION_INDEX = "by_session"
+TITLE = "t"
+CONTENT = "c"
+
+
+class UnwrittenItems(ServiceUnavailable):
+    """BatchWriteItem left requests unprocessed after the bounded retries (or failed outright).
+
+    `requests` are the WriteRequests (low-level shape) that were not applied; nothing is known about
+    them except that they may or may not have been written, which is fine: every write here is
+    idempotent (a Put of the same item, a Delete of a key)."""
+
+    def __init__(self, table: str, requests: list[dict[str, Any]], cause: str) -> None:
+        super().__init__(f"{len(requests)} write requests to {table} not processed: {cause}")
+        self.table = table
+        self.requests = requests
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def backoff_delay(
+    attempt: int, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS
+) -> float:
+    """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def batch_write(
+    table: str,
+    requests: Sequence[dict[str, Any]],
+    *,
+    client: Any | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> int:
+    """Apply WriteRequests (`{"PutRequest": {"Item": ...}}` / `{"DeleteRequest": {"Key": ...}}`) to one
+    table, 25 per BatchWriteItem. Returns the number of BatchWriteItem calls made.
+
+    Unprocessed items are retried with exponential backoff and jitter, at most `max_attempts` tries
+    per chunk; then, or on a client error, raises UnwrittenItems naming every request not known to be
+    applied (the failing chunk's remainder and all later chunks). The caller dedupes keys: DynamoDB
+    rejects a request that names the same key twice."""
+    ddb = client or aws.dynamodb()
+    calls = 0
+    chunks = list(_chunks(list(requests), BATCH_WRITE_LIMIT))
+    for position, chunk in enumerate(chunks):
+        pending: list[dict[str, Any]] = list(chunk)
+        attempt = 0
+        while pending:
+            if attempt >= max_attempts:
+                rest = [r for c in chunks[position + 1 :] for r in c]
+                raise UnwrittenItems(table, pending + rest, f"still unprocessed after {attempt} attempts")
+            if attempt:
+                sleep(backoff_delay(attempt - 1))
+            attempt += 1
+            calls += 1
+            try:
+                response = ddb.batch_write_item(RequestItems={table: pending})
+            except Exception as exc:  # botocore already retried throttling/5xx (standard mode)
+                rest = [r for c in chunks[position + 1 :] for r in c]
+                raise UnwrittenItems(table, pending + rest, type(exc).__name__) from exc
+            pending = list(response.get("UnprocessedItems", {}).get(table, []))
+    return calls
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One word of one session: a title word (field 't') or a content word (field 'c')."""
+
+    workspace_id: str
+    container_id: int
+    session_id: int
+    word: str
+    field: str
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "pk": to_av(keys.search_pk(self.workspace_id, self.container_id)),
+            "sk": to_av(keys.search_sk(self.word, self.session_id, self.field)),
+        }
+
+    def item(self) -> dict[str, Any]:
+        return {
+            **self.key(),
+            "spk": to_av(keys.search_session_pk(self.workspace_id, self.session_id)),
+            "sid": to_av(self.session_id),
+            "word": to_av(self.word),
+        }
+
+
+def key_id(key: dict[str, Any]) -> tuple[str, str]:
+    """A hashable identity for a low-level key {pk, sk}."""
+    return (key["pk"]["S"], key["sk"]["S"])
+
+
+def request_key(request: dict[str, Any]) -> tuple[str, str]:
+    if "PutRequest" in request:
+        return key_id(request["PutRequest"]["Item"])
+    return key_id(request["DeleteRequest"]["Key"])
+
+
+def parse_sk(sk: str) -> tuple[str, int, str]:
+    """`{word}#{sid:010d}#{t|c}` -> (word, sid, field). Words never contain '#'."""
+    word, sid, field = sk.rsplit("#", 2)
+    return word, int(sid), field
+
+
+class SearchIndex:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: Any | None = None,
+        *,
+        table_name: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name or (settings or get_settings()).search_table_name
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.dynamodb()
+
+    # ---------------------------------------------------------------- read side (the APIs)
+
+    def matching_sessions(
+        self, workspace_id: str, container_id: int, query_words: list[str]
+    ) -> dict[int, bool]:
+        """Sessions of the container in which every query word is a prefix of some indexed word.
+
+        Returns {session id: True when every query word matched a TITLE word}. One paginated Query per
+        distinct query word (stops early when the intersection is empty); query words are expected
+        already normalised by chatkeep.text.words."""
+        distinct = [w for w in dict.fromkeys(query_words) if w]
+        if not distinct:
+            return {}
+        pk = keys.search_pk(workspace_id, container_id)
+        result: dict[int, bool] | None = None
+        # Longest words first: usually the most selective, so an empty intersection stops sooner.
+        for word in sorted(distinct, key=len, reverse=True):
+            hits = self._word_hits(pk, word, None if result is None else set(result))
+            if result is None:
+                result = hits
+            else:
+                result = {sid: result[sid] and hits[sid] for sid in result if sid in hits}
+            if not result:
+                return {}
+        return result or {}
+
+    def _word_hits(self, pk: str, word: str, only: set[int] | None) -> dict[int, bool]:
+        hits: dict[int, bool] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :w)",
+            "ExpressionAttributeValues": {":pk": to_av(pk), ":w": to_av(word)},
+            "ProjectionExpression": "sk",
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                _, sid, field = parse_sk(from_av(item["sk"]))
+                if only is not None and sid not in only:
+                    continue
+                hits[sid] = hits.get(sid, False) or field == TITLE
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return hits
+            kwargs["ExclusiveStartKey"] = last
+
+    # ---------------------------------------------------------------- write side (the stream function)
+
+    def write(self, puts: Iterable[IndexEntry] = (), deletes: Iterable[IndexEntry] = ()) -> int:
+        """Put and delete entries (deduplicated; a key both put and deleted is put). Returns the number
+        of BatchWriteItem calls. Raises UnwrittenItems (with the requests not applied)."""
+        requests: dict[tuple[str, str], dict[str, Any]] = {}
+        for entry in deletes:
+            key = entry.key()
+            requests[key_id(key)] = {"DeleteRequest": {"Key": key}}
+        for entry in puts:
+            item = entry.item()
+            requests[key_id(item)] = {"PutRequest": {"Item": item}}
+        if not requests:
+            return 0
+        return batch_write(self.table_name, list(requests.values()), client=self.client, sleep=self._sleep)
+
+    def delete_keys(self, key_list: Iterable[dict[str, Any]]) -> int:
+        """Delete entries by their low-level keys {pk, sk} (deduplicated)."""
+        unique = {key_id(k): {"DeleteRequest": {"Key": {"pk": k["pk"], "sk": k["sk"]}}} for k in key_list}
+        if not unique:
+            return 0
+        return batch_write(self.table_name, list(unique.values()), client=self.client, sleep=self._sleep)
+
+    def session_entry_keys(self, workspace_id: str, session_id: int) -> Iterator[dict[str, Any]]:
+        """Every entry key of a session, from the `by_session` GSI (KEYS_ONLY; eventually consistent)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BY_SESSION_INDEX,
+            "KeyConditionExpression": "spk = :spk",
+            "ExpressionAttributeValues": {":spk": to_av(keys.search_session_pk(workspace_id, session_id))},
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            for item in page.get("Items", []):
+                yield {"pk": item["pk"], "sk": item["sk"]}
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def delete_session_entries(
+        self, workspace_id: str, session_id: int, already_deleted: set[tuple[str, str]] | None = None
+    ) -> int:
+        """Delete every entry of a session found through `by_session`, page by page (25 per request).
+        `already_deleted` (key ids) are skipped: the GSI may still show keys the caller just deleted.
+        Returns the number of entries deleted."""
+        skip = already_deleted or set()
+        deleted = 0
+        batch: dict[tuple[str, str], dict[str, Any]] = {}
+        for key in self.session_entry_keys(workspace_id, session_id):
+            kid = key_id(key)
+            if kid in skip:
+                continue
+            batch[kid] = key
+            if len(batch) >= BATCH_WRITE_LIMIT * 4:
+                self.delete_keys(batch.values())
+                deleted += len(batch)
+                batch.clear()
+        if batch:
+            self.delete_keys(batch.values())
+            deleted += len(batch)
+        return deleted

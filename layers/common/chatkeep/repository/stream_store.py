@@ -1,0 +1,355 @@
+"""The stream function's access to the chat table: exact message counts and cascades.
+
+Counts use the per-session sequence-number watermark of docs/ARCHITECTURE.md / docs/STREAM.md: the
+session item carries `count_seq`, the (40-digit zero-padded) stream sequence number of the last message
+record counted. One conditional UpdateItem per session per batch adds the records newer than it and moves
+it forward; a replay (the same batch, or a suffix of it) fails the condition, reads the watermark from
+ALL_OLD and counts only what is newer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chatkeep import aws
+from chatkeep.repository import keys
+from chatkeep.repository.codec import from_av, to_av
+from chatkeep.repository.search_index import BATCH_WRITE_LIMIT, batch_write
+from chatkeep.settings import Settings, get_settings
+
+SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits
+MAX_COUNT_ATTEMPTS = 4
+
+
+def pad_seq(sequence_number: int | str) -> str:
+    """Stream sequence numbers compare as numbers; padded to 40 digits they compare as strings too."""
+    return f"{int(sequence_number):0{SEQ_DIGITS}d}"
+
+
+@dataclass(frozen=True, slots=True)
+class CountRecord:
+    """A message INSERT record, reduced to what the count needs."""
+
+    sequence_number: int
+    created_at: str
+
+
+@dataclass(slots=True)
+class CountResult:
+    counted: int  # records added to message_count by this call (0 on a full replay)
+    session_gone: bool = False
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message found in a session partition during a cascade."""
+
+    key: dict[str, Any]  # low-level {pk, sk}
+    message_id: int | None
+    container_id: int | None
+    content: str | None
+
+
+def _is_conditional_failure(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def parse_starter_key(value: Any, workspace_id: str, owner: str | None) -> tuple[str, str] | None:
+    """The session's `starter_key` -> (pk, sk) of its starter pointer.
+
+    Accepted spellings (the API layer writes one of them): a map {pk, sk}; a list [pk, sk]; a string
+    `W#{ws}#U#{sub}#STARTER#{slug}` or `W#{ws}#U#{sub}|STARTER#{slug}`; or just the slug part
+    (`STARTER#{slug}` or `{slug}`), the user then being the session's owner."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "pk" in value and "sk" in value:
+        return str(value["pk"]), str(value["sk"])
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return str(value[0]), str(value[1])
+    if not isinstance(value, str):
+        return None
+    marker = value.find("STARTER#")
+    if marker > 0:
+        pk = value[:marker].rstrip("#|")
+        return pk, value[marker:]
+    if owner is None:
+        return None
+    slug = value[len("STARTER#") :] if value.startswith("STARTER#") else value
+    return keys.user_pk(workspace_id, owner), keys.starter_sk(slug or None)
+
+
+class StreamStore:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: Any | None = None,
+        *,
+        table_name: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name or (settings or get_settings()).chat_table_name
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.dynamodb()
+
+    # ---------------------------------------------------------------- counts
+
+    def apply_message_counts(
+        self, workspace_id: str, session_id: int, records: Sequence[CountRecord]
+    ) -> CountResult:
+        """Add the message INSERT records of one session (one batch) to its `message_count`, exactly once.
+
+        One conditional UpdateItem when nothing was seen before; on a replay the condition fails, the
+        ALL_OLD image gives the watermark, and the records newer than it (if any) are added with a
+        condition on that exact watermark. A session that no longer exists is skipped (its cascade
+        follows in the stream)."""
+        pending = sorted(records, key=lambda r: r.sequence_number)
+        result = CountResult(counted=0)
+        if not pending:
+            return result
+        key = {"pk": to_av(keys.session_pk(workspace_id, session_id)), "sk": to_av(keys.SESSION_SK)}
+        watermark: str | None = None  # None: first attempt, condition "older than the first record"
+        while pending:
+            if result.attempts >= MAX_COUNT_ATTEMPTS:
+                raise RuntimeError(f"count watermark of session {session_id} kept moving")
+            result.attempts += 1
+            values = {
+                ":n": to_av(len(pending)),
+                ":t": to_av(max(r.created_at for r in pending)),
+                ":last": to_av(pad_seq(pending[-1].sequence_number)),
+            }
+            if watermark is None:
+                condition = "attribute_exists(pk) AND (attribute_not_exists(count_seq) OR count_seq < :first)"
+                values[":first"] = to_av(pad_seq(pending[0].sequence_number))
+            else:
+                condition = "attribute_exists(pk) AND count_seq = :old"
+                values[":old"] = to_av(watermark)
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=key,
+                    UpdateExpression="ADD message_count :n SET last_message_at = :t, count_seq = :last",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except Exception as exc:
+                if not _is_conditional_failure(exc):
+                    raise
+                old = exc.response.get("Item")  # type: ignore[attr-defined]
+                if not old or "count_seq" not in old:
+                    if not old:
+                        result.session_gone = True
+                        return result
+                    # count_seq vanished between tries (cannot happen: only we write it); start over
+                    watermark = None
+                    continue
+                watermark = from_av(old["count_seq"])
+                pending = [r for r in pending if pad_seq(r.sequence_number) > watermark]
+                continue
+            result.counted = len(pending)
+            return result
+        return result
+
+    # ---------------------------------------------------------------- cascades
+
+    def iter_message_pages(self, workspace_id: str, session_id: int) -> Iterator[list[MessageRef]]:
+        """The messages left in a session partition, one Query page at a time (strongly consistent)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+            "ExpressionAttributeValues": {
+                ":pk": to_av(keys.session_pk(workspace_id, session_id)),
+                ":m": to_av(keys.MESSAGE_SK_PREFIX),
+            },
+            "ProjectionExpression": "pk, sk, mid, cid, content",
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            refs = []
+            for item in page.get("Items", []):
+                mid = from_av(item["mid"]) if "mid" in item else _mid_from_sk(item["sk"]["S"])
+                refs.append(
+                    MessageRef(
+                        key={"pk": item["pk"], "sk": item["sk"]},
+                        message_id=mid,
+                        container_id=from_av(item["cid"]) if "cid" in item else None,
+                        content=from_av(item["content"]) if "content" in item else None,
+                    )
+                )
+            if refs:
+                yield refs
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def delete_messages(self, workspace_id: str, refs: Iterable[MessageRef]) -> int:
+        """Delete messages and their message id claims, 25 per BatchWriteItem (claims first: a claim
+        without its message is harmless, and a retry still finds the message and so its claim).
+        Returns the number of BatchWriteItem calls."""
+        claims: dict[str, dict[str, Any]] = {}
+        messages: dict[tuple[str, str], dict[str, Any]] = {}
+        for ref in refs:
+            if ref.message_id is not None:
+                pk = keys.message_claim_pk(workspace_id, ref.message_id)
+                claims[pk] = {"DeleteRequest": {"Key": {"pk": to_av(pk), "sk": to_av(keys.CLAIM_SK)}}}
+            messages[(ref.key["pk"]["S"], ref.key["sk"]["S"])] = {"DeleteRequest": {"Key": ref.key}}
+        calls = 0
+        if claims:
+            calls += batch_write(
+                self.table_name, list(claims.values()), client=self.client, sleep=self._sleep
+            )
+        if messages:
+            calls += batch_write(
+                self.table_name, list(messages.values()), client=self.client, sleep=self._sleep
+            )
+        return calls
+
+    def delete_starter_pointer(self, pointer: tuple[str, str], session_id: int) -> bool:
+        """Delete the starter pointer only if it still names this session (a conditional DeleteItem):
+        a newer starter session may already have replaced it. True when deleted."""
+        pk, sk = pointer
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": to_av(pk), "sk": to_av(sk)},
+                ConditionExpression="sid = :n OR sid = :s",
+                ExpressionAttributeValues={":n": to_av(session_id), ":s": to_av(str(session_id))},
+            )
+        except Exception as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+
+class StreamReader:
+    """Reads a table's stream through the DynamoDB Streams API and shapes the records as Lambda delivers
+    them (tests, the benchmark, recording sample events; Lambda's event source mapping does this in AWS).
+
+    The client is built with the classic regional endpoint (`streams.dynamodb.{region}.amazonaws.com`)
+    or the configured DynamoDB endpoint: botocore >= 1.40 resolves DescribeStream/GetRecords calls that
+    carry a StreamArn to the account-based `{account}.streams-ddb.{region}` host, which moto's request
+    router does not know (it answers 404 "Not yet implemented")."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any | None = None,
+        dynamodb_client: Any | None = None,
+    ) -> None:
+        settings = get_settings()
+        self.table_name = table_name
+        self.region = region or settings.aws_region
+        self._ddb = dynamodb_client
+        if client is None:
+            import boto3  # deferred: only tests and tools read streams this way
+
+            url = (
+                endpoint_url
+                or settings.dynamodb_endpoint_url
+                or f"https://streams.dynamodb.{self.region}.amazonaws.com"
+            )
+            client = boto3.client("dynamodbstreams", region_name=self.region, endpoint_url=url)
+        self.client = client
+        self._positions: dict[str, str] = {}  # shard id -> last sequence number read
+        self._arn: str | None = None
+
+    @property
+    def stream_arn(self) -> str:
+        if self._arn is None:
+            ddb = self._ddb or aws.dynamodb()
+            self._arn = ddb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+        return self._arn
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Every record written since the previous call (all of them on the first), Lambda-shaped,
+        shards in lineage order (parents first), each shard in sequence order."""
+        description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        shards = description.get("Shards", [])
+        by_id = {s["ShardId"]: s for s in shards}
+        ordered: list[dict[str, Any]] = []
+        seen: set[str] = set()
+
+        def visit(shard: dict[str, Any]) -> None:
+            if shard["ShardId"] in seen:
+                return
+            seen.add(shard["ShardId"])
+            parent = by_id.get(shard.get("ParentShardId") or "")
+            if parent is not None:
+                visit(parent)
+            ordered.append(shard)
+
+        for shard in shards:
+            visit(shard)
+        out: list[dict[str, Any]] = []
+        for shard in ordered:
+            sid = shard["ShardId"]
+            kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": sid}
+            if sid in self._positions:
+                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._positions[sid])
+            else:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            iterator = self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+            while iterator:
+                page = self.client.get_records(ShardIterator=iterator, Limit=1000)
+                records = page.get("Records", [])
+                if not records:
+                    break
+                for record in records:
+                    out.append(lambda_record(record, self.stream_arn))
+                    self._positions[sid] = record["dynamodb"]["SequenceNumber"]
+                iterator = page.get("NextShardIterator")
+        return out
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A GetRecords record -> the shape of a record in a Lambda DynamoDB Streams event."""
+    ddb = dict(record["dynamodb"])
+    created = ddb.get("ApproximateCreationDateTime")
+    if created is not None and hasattr(created, "timestamp"):
+        ddb["ApproximateCreationDateTime"] = int(created.timestamp())
+    out: dict[str, Any] = {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", stream_arn.split(":")[3] if stream_arn.count(":") > 3 else ""),
+        "dynamodb": ddb,
+        "eventSourceARN": stream_arn,
+    }
+    if record.get("userIdentity"):
+        out["userIdentity"] = record["userIdentity"]
+    return out
+
+
+def _mid_from_sk(sk: str) -> int | None:
+    # M#{created_at}#{mid:010d}
+    tail = sk.rsplit("#", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+__all__ = [
+    "BATCH_WRITE_LIMIT",
+    "CountRecord",
+    "CountResult",
+    "MessageRef",
+    "StreamReader",
+    "StreamStore",
+    "lambda_record",
+    "pad_seq",
+    "parse_starter_key",
+]
