@@ -1,0 +1,3 @@
+"""The chat table's stream processor: exact message counts, the search index, cascades.
+
+See docs/STREAM.md."""

@@ -1,0 +1,430 @@
+"""The stream processor: coalesced per batch, exact under redelivery (docs/STREAM.md).
+
+Powertools `BatchProcessor` (event type DynamoDBStreams) drives the invocation through
+`process_partial_response`; `CoalescingBatchProcessor.process` replaces the per-record loop:
+
+1. classify every record (the record handler: `records.classify`); a record that cannot be classified
+   is a failure at its own position;
+2. group the changes per session (`plan_batch`), in stream order: after a session REMOVE only the
+   later records of that session stay live;
+3. run the work, sessions in the order of their first record: cascades, then one conditional count
+   update per session, then the index writes of every live session packed into BatchWriteItem calls
+   of 25;
+4. map failures back to records: the first record of every session whose work failed (and every
+   unclassifiable record) is a candidate; the lowest sequence number among them is the cutoff, and
+   that record and every later record of the batch are reported in `batchItemFailures` (Lambda
+   retries from the lowest failed sequence number anyway; reporting the suffix says so explicitly).
+   Sessions whose first record lies after the cutoff are not run at all: they will be replayed.
+
+Everything is idempotent under replay of the batch or of any suffix of it: counts through the
+per-session watermark (repository/stream_store.py), index writes are Puts/Deletes of fixed keys, and
+cascades delete what is left.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from chatkeep import text
+from chatkeep.repository.search_index import (
+    CONTENT,
+    TITLE,
+    IndexEntry,
+    SearchIndex,
+    UnwrittenItems,
+    key_id,
+    request_key,
+)
+from chatkeep.repository.stream_store import CountRecord, StreamStore, parse_starter_key
+from chatkeep.stream.records import Change, ChangeKind, classify, truncate_content
+
+logger = Logger(child=True)
+
+SessionKey = tuple[str, int]  # (workspace id, session id)
+
+
+class SessionWorkFailed(Exception):
+    """Marks a record reported because the work of its session failed."""
+
+
+class AfterFailedRecord(Exception):
+    """Marks a record reported only because it comes after a failed record (Lambda replays suffixes)."""
+
+
+@dataclass(slots=True)
+class SessionPlan:
+    workspace_id: str
+    session_id: int
+    container_id: int | None
+    first_sequence: int  # of the first record of this session that needs work
+    remove: Change | None = None  # the last REMOVE of the batch, if any
+    titles_before_remove: list[str | None] = field(default_factory=list)
+    messages: list[Change] = field(default_factory=list)  # message INSERTs after the last REMOVE
+    title_changes: list[Change] = field(default_factory=list)  # session INSERT/MODIFY after it
+
+    @property
+    def key(self) -> SessionKey:
+        return (self.workspace_id, self.session_id)
+
+
+def plan_batch(changes: list[Change]) -> list[SessionPlan]:
+    """Group changes per session (input in stream order); sessions ordered by their first record."""
+    plans: dict[SessionKey, SessionPlan] = {}
+    for change in sorted(changes, key=lambda c: c.sequence_number):
+        key = (change.workspace_id, change.session_id)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = SessionPlan(
+                change.workspace_id, change.session_id, change.container_id, change.sequence_number
+            )
+        if change.container_id is not None:
+            plan.container_id = change.container_id
+        if change.kind is ChangeKind.SESSION_REMOVE:
+            # everything before it is moot; but its titles may have reached the index (replays)
+            plan.titles_before_remove.extend(
+                t for c in plan.title_changes for t in (c.old_title, c.new_title)
+            )
+            plan.titles_before_remove.append(change.old_title)
+            plan.remove = change
+            plan.messages.clear()
+            plan.title_changes.clear()
+        elif change.kind is ChangeKind.MESSAGE_INSERT:
+            plan.messages.append(change)
+        else:
+            plan.title_changes.append(change)
+    return sorted(plans.values(), key=lambda p: p.first_sequence)
+
+
+def title_writes(plan: SessionPlan) -> tuple[list[IndexEntry], list[IndexEntry]]:
+    """(puts, deletes) of title words for the live title changes of a session.
+
+    Puts every word of the final title (not only the new ones) and deletes the words of every title
+    seen in the batch that the final title lacks: under replays of suffixes an intermediate title may
+    already be in the index, and a word deleted by an earlier partial run may have to come back."""
+    if not plan.title_changes or plan.container_id is None:
+        return [], []
+    final = text.words(plan.title_changes[-1].new_title)
+    seen: dict[str, None] = {}
+    for change in plan.title_changes:
+        for title in (change.old_title, change.new_title):
+            for word in text.words(title):
+                seen.setdefault(word, None)
+    final_set = set(final)
+    ws, cid, sid = plan.workspace_id, plan.container_id, plan.session_id
+    puts = [IndexEntry(ws, cid, sid, w, TITLE) for w in final]
+    deletes = [IndexEntry(ws, cid, sid, w, TITLE) for w in seen if w not in final_set]
+    return puts, deletes
+
+
+def content_entries(
+    workspace_id: str, container_id: int, session_id: int, contents: list[str | None]
+) -> list[IndexEntry]:
+    words: dict[str, None] = {}
+    for content in contents:
+        for word in text.words(truncate_content(content)):
+            words.setdefault(word, None)
+    return [IndexEntry(workspace_id, container_id, session_id, w, CONTENT) for w in words]
+
+
+@dataclass(slots=True)
+class BatchStats:
+    records: int = 0
+    changes: int = 0
+    sessions: int = 0
+    messages_counted: int = 0
+    index_puts: int = 0
+    index_deletes: int = 0
+    cascades: int = 0
+    ttl_cascades: int = 0
+    failed_sessions: int = 0
+    reported: int = 0
+
+
+class CoalescingBatchProcessor(BatchProcessor):
+    """A Powertools BatchProcessor whose `process()` coalesces the work of the batch per session."""
+
+    def __init__(
+        self,
+        store: StreamStore | None = None,
+        index: SearchIndex | None = None,
+        *,
+        fail_session: Callable[[SessionKey, str], None] | None = None,
+    ) -> None:
+        super().__init__(event_type=EventType.DynamoDBStreams)
+        self._store = store
+        self._index = index
+        # Test seam: called before each phase of a session's work ("cascade", "count", "index");
+        # raising from it fails that session (failure injection over real stream records).
+        self.fail_session = fail_session
+        self.stats = BatchStats()
+
+    @property
+    def store(self) -> StreamStore:
+        if self._store is None:
+            self._store = StreamStore()
+        return self._store
+
+    @property
+    def index(self) -> SearchIndex:
+        if self._index is None:
+            self._index = SearchIndex()
+        return self._index
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        self.stats = BatchStats()
+
+    # ------------------------------------------------------------------ the batch
+
+    def process(self) -> list[tuple]:
+        records = [self._to_batch_type(record=r, event_type=self.event_type) for r in self.records]
+        sequence = [int(r.dynamodb.sequence_number) for r in records]  # type: ignore[union-attr]
+        self.stats.records = len(records)
+
+        cutoff: int | None = None  # lowest sequence number that must be reported
+        causes: dict[int, BaseException] = {}
+        changes: list[Change] = []
+        for position, record in enumerate(records):
+            try:
+                change = self.handler(record=record)
+            except Exception as exc:
+                logger.warning("unclassifiable stream record", extra={"sequence_number": sequence[position]})
+                cutoff = _lower(cutoff, sequence[position])
+                causes[sequence[position]] = exc
+                continue
+            if change is not None:
+                change.position = position
+                changes.append(change)
+        self.stats.changes = len(changes)
+
+        plans = plan_batch(changes)
+        self.stats.sessions = len(plans)
+        failed = self._run(plans, cutoff, causes)
+        for plan in failed:
+            cutoff = _lower(cutoff, plan.first_sequence)
+        self.stats.failed_sessions = len(failed)
+
+        results: list[tuple] = []
+        for position, record in enumerate(records):
+            seq = sequence[position]
+            if cutoff is None or seq < cutoff:
+                results.append(self.success_handler(record=record, result=None))
+                continue
+            exc = causes.get(seq) or AfterFailedRecord(f"after failed record {cutoff}")
+            results.append(self.failure_handler(record=record, exception=(type(exc), exc, exc.__traceback__)))
+        self.stats.reported = len(self.fail_messages)
+        return results
+
+    def _run(
+        self, plans: list[SessionPlan], cutoff: int | None, causes: dict[int, BaseException]
+    ) -> list[SessionPlan]:
+        failed: list[SessionPlan] = []
+        failed_keys: set[SessionKey] = set()
+
+        def fail(plan: SessionPlan, exc: BaseException) -> None:
+            nonlocal cutoff
+            logger.warning(
+                "session work failed; reporting from its first record",
+                extra={
+                    "workspace_id": plan.workspace_id,
+                    "session_id": plan.session_id,
+                    "sequence_number": plan.first_sequence,
+                    "error": type(exc).__name__,
+                },
+            )
+            failed.append(plan)
+            failed_keys.add(plan.key)
+            cutoff = _lower(cutoff, plan.first_sequence)
+            causes.setdefault(plan.first_sequence, exc)
+
+        def in_play(plan: SessionPlan) -> bool:
+            return plan.key not in failed_keys and (cutoff is None or plan.first_sequence < cutoff)
+
+        # 1) cascades and counts, session by session
+        for plan in plans:
+            if not in_play(plan):
+                continue
+            try:
+                if plan.remove is not None:
+                    self._check(plan, "cascade")
+                    self._cascade(plan)
+                if plan.messages:
+                    self._check(plan, "count")
+                    result = self.store.apply_message_counts(
+                        plan.workspace_id,
+                        plan.session_id,
+                        [CountRecord(c.sequence_number, c.created_at or "") for c in plan.messages],
+                    )
+                    self.stats.messages_counted += result.counted
+            except Exception as exc:
+                fail(plan, exc)
+
+        # 2) index writes of every live session, packed 25 per BatchWriteItem
+        puts: list[IndexEntry] = []
+        deletes: list[IndexEntry] = []
+        owner: dict[tuple[str, str], SessionPlan] = {}
+        for plan in plans:
+            if not in_play(plan):
+                continue
+            try:
+                self._check(plan, "index")
+            except Exception as exc:
+                fail(plan, exc)
+                continue
+            session_puts, session_deletes = title_writes(plan)
+            if plan.messages and plan.container_id is not None:
+                session_puts += content_entries(
+                    plan.workspace_id, plan.container_id, plan.session_id, [c.content for c in plan.messages]
+                )
+            for entry in (*session_puts, *session_deletes):
+                owner[key_id(entry.key())] = plan
+            puts += session_puts
+            deletes += session_deletes
+        # a session that failed meanwhile need not be written (it is replayed)
+        puts = [e for e in puts if in_play(owner[key_id(e.key())])]
+        deletes = [e for e in deletes if in_play(owner[key_id(e.key())])]
+        if not puts and not deletes:
+            return failed
+        try:
+            self.index.write(puts=puts, deletes=deletes)
+            self.stats.index_puts += len(puts)
+            self.stats.index_deletes += len(deletes)
+        except UnwrittenItems as exc:
+            unwritten = {owner[request_key(r)].key for r in exc.requests if request_key(r) in owner}
+            for plan in plans:
+                if plan.key in unwritten and plan.key not in failed_keys:
+                    fail(plan, exc)
+        return failed
+
+    def _check(self, plan: SessionPlan, phase: str) -> None:
+        if self.fail_session is not None:
+            self.fail_session(plan.key, phase)
+
+    def _cascade(self, plan: SessionPlan) -> None:
+        """Delete what names a removed session: its index entries (derived from its messages and titles,
+        then whatever the by_session GSI still shows), its messages and message id claims, and its
+        starter pointer if that still points to it."""
+        remove = plan.remove
+        assert remove is not None
+        ws, sid = plan.workspace_id, plan.session_id
+        cid = remove.container_id if remove.container_id is not None else plan.container_id
+        deleted: set[tuple[str, str]] = set()
+        # Index entries first, derived from what is still there (strongly consistent reads): the GSI
+        # may lag behind entries written moments ago. Messages go after their entries, so a retry
+        # still finds the words of every message left.
+        for page in self.store.iter_message_pages(ws, sid):
+            entries: list[IndexEntry] = []
+            for ref in page:
+                entry_cid = ref.container_id if ref.container_id is not None else cid
+                if entry_cid is None:
+                    continue
+                entries += content_entries(ws, entry_cid, sid, [ref.content])
+            entries = [e for e in entries if key_id(e.key()) not in deleted]
+            self.index.write(deletes=entries)
+            deleted.update(key_id(e.key()) for e in entries)
+            self.store.delete_messages(ws, page)
+        if cid is not None:
+            titles = [*plan.titles_before_remove, remove.old_title]
+            title_entries = {
+                key_id(e.key()): e
+                for t in titles
+                for e in (IndexEntry(ws, cid, sid, w, TITLE) for w in text.words(t))
+            }
+            fresh = [e for k, e in title_entries.items() if k not in deleted]
+            self.index.write(deletes=fresh)
+            deleted.update(title_entries)
+        swept = self.index.delete_session_entries(ws, sid, already_deleted=deleted)
+        self.stats.index_deletes += len(deleted) + swept
+        pointer = parse_starter_key(remove.starter_key, ws, remove.owner)
+        if pointer is not None:
+            self.store.delete_starter_pointer(pointer, sid)
+        self.stats.cascades += 1
+        if remove.ttl_delete:
+            self.stats.ttl_cascades += 1
+
+
+def _lower(current: int | None, candidate: int) -> int:
+    return candidate if current is None else min(current, candidate)
+
+
+def record_handler(record: DynamoDBRecord) -> Change | None:
+    """The per-record step of the Powertools contract: classification only (the work is coalesced)."""
+    return classify(record.raw_event, position=-1)
+
+
+# ---------------------------------------------------------------------- entry point
+
+_processor: CoalescingBatchProcessor | None = None
+_metrics: Any = None
+
+
+def get_processor() -> CoalescingBatchProcessor:
+    global _processor
+    if _processor is None:
+        _processor = CoalescingBatchProcessor()
+    return _processor
+
+
+def reset() -> None:
+    """Forget the cached processor (tests and the local runtime swap clients/tables)."""
+    global _processor
+    _processor = None
+
+
+def handle(
+    event: dict[str, Any], context: Any = None, processor: CoalescingBatchProcessor | None = None
+) -> dict:
+    """Process one Lambda DynamoDB Streams event; returns the partial batch response."""
+    proc = processor or get_processor()
+    started = time.perf_counter()
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=proc, context=context
+        )
+    finally:
+        stats = proc.stats
+        logger.info(
+            "stream batch",
+            extra={
+                "records": stats.records,
+                "sessions": stats.sessions,
+                "messages_counted": stats.messages_counted,
+                "index_puts": stats.index_puts,
+                "index_deletes": stats.index_deletes,
+                "cascades": stats.cascades,
+                "ttl_cascades": stats.ttl_cascades,
+                "failed_sessions": stats.failed_sessions,
+                "reported": stats.reported,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        _emit_metrics(stats)
+
+
+def _emit_metrics(stats: BatchStats) -> None:
+    """EMF metrics (CloudWatch parses them from the log; no API call). Never fails the batch."""
+    global _metrics
+    try:
+        if _metrics is None:
+            import os
+
+            from aws_lambda_powertools import Metrics
+
+            _metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "chatkeep")
+        _metrics.add_metric(name="RecordsProcessed", unit="Count", value=stats.records)
+        _metrics.add_metric(name="SessionsTouched", unit="Count", value=stats.sessions)
+        _metrics.add_metric(name="IndexWrites", unit="Count", value=stats.index_puts + stats.index_deletes)
+        _metrics.add_metric(name="MessagesCounted", unit="Count", value=stats.messages_counted)
+        _metrics.add_metric(name="Cascades", unit="Count", value=stats.cascades)
+        _metrics.add_metric(name="RecordsReported", unit="Count", value=stats.reported)
+        _metrics.flush_metrics()
+    except Exception:  # noqa: BLE001 - metrics are best effort
+        logger.debug("metrics not emitted", exc_info=sys.exc_info())
