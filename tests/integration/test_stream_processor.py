@@ -7,8 +7,11 @@ an API delete and a TTL delete (REMOVE with the service identity) leave no item 
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +326,40 @@ def test_starter_pointer_kept_when_it_names_a_newer_session(harness: Harness):
     h.deliver(h.reader.read_new())
     pointer = h.client.get_item(TableName=h.chat_table, Key={"pk": to_av(pk), "sk": to_av(sk)}).get("Item")
     assert pointer is not None and pointer["sid"] == {"N": "42"}
+
+
+# ---------------------------------------------------------------- the Lambda handler and the sample events
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+class FakeContext:
+    function_name = "stream-processor"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stream-processor"
+    aws_request_id = "req-1"
+
+
+def load_handler() -> Any:
+    path = EVENTS.parent / "functions" / "stream_processor" / "app.py"
+    spec = importlib.util.spec_from_file_location("stream_processor_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+@pytest.mark.parametrize("name", [
+    "dynamodb_insert_session", "dynamodb_insert_message", "dynamodb_modify_session_title",
+    "dynamodb_remove_session", "dynamodb_ttl_remove_session",
+])
+def test_sample_events_through_the_lambda_handler(harness: Harness, name: str):
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    record = event["Records"][0]
+    assert record["eventSource"] == "aws:dynamodb" and record["eventVersion"] == "1.1"
+    assert ("userIdentity" in record) == (name == "dynamodb_ttl_remove_session")
+    assert load_handler()(event, FakeContext()) == {"batchItemFailures": []}
+    if name == "dynamodb_insert_session":
+        image = record["dynamodb"]["NewImage"]
+        ws, cid, sid = image["ws"]["S"], int(image["cid"]["N"]), int(image["sid"]["N"])
+        assert SearchIndex().matching_sessions(ws, cid, ["cafe"]) == {sid: True}

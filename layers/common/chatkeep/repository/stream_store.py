@@ -325,7 +325,7 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
-        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventVersion": "1.1",  # what Lambda delivers for DynamoDB streams
         "eventSource": "aws:dynamodb",
         "awsRegion": record.get("awsRegion", stream_arn.split(":")[3] if stream_arn.count(":") > 3 else ""),
         "dynamodb": ddb,
