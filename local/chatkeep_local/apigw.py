@@ -242,7 +242,9 @@ def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise InvalidResponse(f"statusCode {status!r} is not an HTTP status")
     headers: list[tuple[str, str]] = []
-    raw_headers = result.get("headers") or {}
+    raw_headers = result.get("headers")
+    if raw_headers is None:
+        raw_headers = {}
     if not isinstance(raw_headers, dict):
         raise InvalidResponse("headers must be an object")
     for k, v in raw_headers.items():

@@ -72,6 +72,19 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(level_name: str) -> None:
+    """The runtime's own lines go to stderr through their own handler: the functions' loggers
+    (Powertools, JSON) may reconfigure theirs, but never reformat these."""
+    level = getattr(logging, str(level_name).upper(), logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("chatkeep_local")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level)
+    ours.propagate = False
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -79,11 +92,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _dev(args: argparse.Namespace) -> int:
     from chatkeep_local.server import DevOptions, run_dev
 
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.log_level)
     if not Path(args.template).is_file():
         print(f"chatkeep dev: {args.template} not found (run it from the repository root)", file=sys.stderr)
         return 2

@@ -88,6 +88,8 @@ def extract_token(header_value: str | None) -> str | None:
     if header_value is None:
         return None
     value = header_value.strip()
+    if value.lower() == "bearer":
+        return None
     if value[:7].lower() == "bearer ":
         value = value[7:].strip()
     return value or None

@@ -14,7 +14,7 @@ from typing import Any
 
 from chatkeep_local.template import REGION, FunctionSpec, function_arn
 
-log = logging.getLogger("chatkeep.local.lambda")
+log = logging.getLogger("chatkeep_local.lambda")
 
 
 class LambdaContext:

@@ -24,8 +24,8 @@ from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys
 from chatkeep_local.ttl import TtlSweeper
 
-log = logging.getLogger("chatkeep.local")
-http_log = logging.getLogger("chatkeep.local.http")
+log = logging.getLogger("chatkeep_local")
+http_log = logging.getLogger("chatkeep_local.http")
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # synchronous invocation response payload limit
 
@@ -225,8 +225,14 @@ class LocalRuntime:
             log.info("stream: event source of %s is disabled in the template", src.function)
             return
         import boto3
+        from botocore.config import Config
 
-        streams = boto3.client("dynamodbstreams", endpoint_url=self.endpoint_url, region_name=tpl.REGION)
+        streams = boto3.client(
+            "dynamodbstreams",
+            endpoint_url=self.endpoint_url,
+            region_name=tpl.REGION,
+            config=Config(account_id_endpoint_mode="disabled"),
+        )
         base = self.state_dir or Path(__import__("tempfile").mkdtemp(prefix="chatkeep-local-"))
         self.dlq = LocalDlq(base / "stream-dlq.jsonl")
         recorder = self.recorder

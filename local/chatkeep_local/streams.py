@@ -35,7 +35,7 @@ from typing import Any
 
 from chatkeep_local.template import REGION, StreamSource, function_arn
 
-log = logging.getLogger("chatkeep.local.stream")
+log = logging.getLogger("chatkeep_local.stream")
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 LOCAL_MAX_RETRIES = 10  # stands in for -1 ("retry until the record expires", 24 h in AWS)

@@ -291,3 +291,160 @@ def write_sample_app(root: str | Path, *, stream_handler: bool = True) -> Path:
 
 
 __all__ = ["ECHO_HANDLER", "SAMPLE_TEMPLATE", "STREAM_HANDLER", "write_sample_app"]
+
+
+# ------------------------------------------------------------------------- a `chatkeep dev` process
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalApiProcess:
+    """`chatkeep dev` in a subprocess, for tests that drive it over HTTP (tests/e2e).
+
+    `base_url`, `log_path`; `token(sub, workspace, name=None, scope=None, **claims)`,
+    `gql(query, variables=None, token=None)` (the JSON answer), `request(method, path, token=None, **kw)`
+    (a requests.Response), `drain()`, `advance_clock(seconds)`, `sweep_ttl()`, `health()`, `dlq()`."""
+
+    def __init__(
+        self,
+        template: str | Path,
+        *,
+        log_path: str | Path,
+        cwd: str | Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ):
+        from chatkeep_local.template import jwt_defaults, load_template
+
+        self.template = Path(template).resolve()
+        self.cwd = Path(cwd) if cwd else self.template.parent
+        self.log_path = Path(log_path)
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})
+        self.jwt = jwt_defaults(load_template(self.template))
+        self.process: object | None = None
+        self._log_fh: object | None = None
+
+    # -- lifecycle
+    def start(self, timeout: float = 60.0) -> LocalApiProcess:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        repo = Path(__file__).resolve().parents[2]
+        env = dict(os.environ)
+        paths = [str(repo / "layers" / "common"), str(repo / "local")]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        env.update({"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1", **self.env})
+        state = self.log_path.parent / f"state-{self.port}"
+        cmd = [
+            sys.executable, "-m", "chatkeep_local.cli", "dev",
+            "--port", str(self.port), "--template", str(self.template), "--state-dir", str(state),
+            *self.extra_args,
+        ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_fh = self.log_path.open("w", encoding="utf-8")
+        self.process = subprocess.Popen(  # noqa: S603
+            cmd, cwd=self.cwd, env=env, stdout=self._log_fh, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:  # type: ignore[attr-defined]
+                raise RuntimeError(f"chatkeep dev exited early:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.base_url}/_local/health", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"chatkeep dev did not become healthy in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        proc = self.process
+        if proc is not None and proc.poll() is None:  # type: ignore[attr-defined]
+            proc.terminate()  # type: ignore[attr-defined]
+            try:
+                proc.wait(timeout=10)  # type: ignore[attr-defined]
+            except subprocess.TimeoutExpired:
+                proc.kill()  # type: ignore[attr-defined]
+                proc.wait(timeout=5)  # type: ignore[attr-defined]
+        if self._log_fh is not None:
+            self._log_fh.close()  # type: ignore[attr-defined]
+            self._log_fh = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # -- helpers
+    def token(self, sub: str, workspace: str | None, name: str | None = None, scope: str | None = None,
+              **claims: object) -> str:
+        import os
+
+        from chatkeep_local.jwt_auth import make_token
+
+        claim = self.env.get("WORKSPACE_CLAIM") or os.environ.get("WORKSPACE_CLAIM") or self.jwt["workspace_claim"]
+        opts = {"issuer": self.jwt["issuer"], "audience": self.jwt["audience"], "workspace_claim": claim}
+        for key in ("issuer", "audience", "ttl", "secret", "now", "workspace_claim"):
+            if key in claims:
+                opts[key] = claims.pop(key)
+        return make_token(sub, workspace, name=name, scope=scope, **opts, **claims)  # type: ignore[arg-type]
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: object):  # noqa: ANN201
+        import requests
+
+        headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", 60)
+        return requests.request(  # noqa: S113 - timeout is in kwargs
+            method, f"{self.base_url}{path}", headers=headers, **kwargs  # type: ignore[arg-type]
+        )
+
+    def gql(self, query: str, variables: dict | None = None, token: str | None = None,
+            **kwargs: object) -> dict:
+        payload: dict = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        resp = self.request("POST", "/graphql", token=token, json=payload, **kwargs)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise AssertionError(f"/graphql answered {resp.status_code}: {resp.text[:500]}") from exc
+
+    def drain(self, timeout: float = 30.0) -> dict:
+        resp = self.request("POST", "/_local/stream/drain", json={"timeout": timeout}, timeout=timeout + 10)
+        body = resp.json()
+        if resp.status_code != 200 or not body.get("drained", False):
+            raise AssertionError(f"stream did not drain: {resp.status_code} {body}")
+        return body
+
+    def advance_clock(self, seconds: float) -> float:
+        return float(self.request("POST", "/_local/clock", json={"advance_seconds": seconds}).json()["offset"])
+
+    def sweep_ttl(self) -> int:
+        return int(self.request("POST", "/_local/ttl/sweep").json()["deleted"])
+
+    def health(self) -> dict:
+        return self.request("GET", "/_local/health").json()
+
+    def dlq(self) -> list:
+        return self.request("GET", "/_local/dlq").json()["items"]

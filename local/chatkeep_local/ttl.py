@@ -20,7 +20,7 @@ from typing import Any
 
 from chatkeep_local.streams import SweptKeys
 
-log = logging.getLogger("chatkeep.local.ttl")
+log = logging.getLogger("chatkeep_local.ttl")
 
 FIVE_YEARS_S = 5 * 365 * 86400
 
@@ -68,11 +68,12 @@ class TtlSweeper(threading.Thread):
         key_names = self._keys_of(table)
         names = {f"#k{i}": k for i, k in enumerate(key_names)}
         names["#ttl"] = attr
-        values = {":now": {"N": str(now)}, ":floor": {"N": str(now - FIVE_YEARS_S)}}
+        values = {":now": {"N": str(now)}, ":floor": {"N": str(now - FIVE_YEARS_S)}, ":num": {"S": "N"}}
         deleted = 0
         kwargs: dict[str, Any] = {
             "TableName": table,
-            "FilterExpression": "#ttl <= :now AND #ttl >= :floor",
+            # attribute_type first: only Numbers are TTL values (and moto cannot compare S with N)
+            "FilterExpression": "attribute_type(#ttl, :num) AND #ttl <= :now AND #ttl >= :floor",
             "ProjectionExpression": ", ".join(n for n in names if n.startswith("#k")),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
