@@ -1,0 +1,123 @@
+"""chatkeep_local.jwt_auth: tokens and the JWT-authorizer checks."""
+
+from __future__ import annotations
+
+import time
+
+import jwt as pyjwt
+import pytest
+from chatkeep_local import jwt_auth
+
+ISS, AUD = "https://issuer.test", "chatkeep-api"
+
+
+def verify(token, **kw):
+    return jwt_auth.verify(token, issuer=ISS, audiences=[AUD], **kw)
+
+
+def token(**kw):
+    kw.setdefault("issuer", ISS)
+    kw.setdefault("audience", AUD)
+    return jwt_auth.make_token("u1", "w1", **kw)
+
+
+def test_good_token_claims():
+    claims = verify(token(name="Ann", scope="chatkeep/service other"))
+    assert claims["sub"] == "u1" and claims["workspace_id"] == "w1"
+    assert claims["given_name"] == "Ann" and claims["scope"] == "chatkeep/service other"
+    assert claims["iss"] == ISS and claims["aud"] == AUD
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def test_custom_workspace_claim_and_extra_claims():
+    claims = verify(token(workspace_claim="custom:workspace_id", groups=["a", "b"]))
+    assert claims["custom:workspace_id"] == "w1" and "workspace_id" not in claims
+    assert claims["groups"] == ["a", "b"]
+
+
+def test_expired():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(now=time.time() - 7200))
+    assert exc.value.status == 401 and "expired" in exc.value.description
+
+
+def test_wrong_audience():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(audience="someone-else"))
+    assert "audience" in exc.value.description
+
+
+def test_client_id_only_when_no_aud():
+    assert verify(token(audience=None, client_id=AUD))["client_id"] == AUD
+    with pytest.raises(jwt_auth.AuthError):
+        verify(token(audience="other", client_id=AUD))
+
+
+def test_wrong_issuer():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(issuer="https://evil.test"))
+    assert "issuer" in exc.value.description
+
+
+def test_wrong_signature():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(secret="another-secret-another-secret-123"))
+    assert "signature" in exc.value.description
+
+
+def test_other_algorithm_and_garbage():
+    none_alg = pyjwt.encode({"sub": "u", "exp": time.time() + 60, "iss": ISS, "aud": AUD}, None, algorithm="none")
+    with pytest.raises(jwt_auth.AuthError):
+        verify(none_alg)
+    with pytest.raises(jwt_auth.AuthError):
+        verify("not-a-jwt")
+
+
+def test_missing_exp_and_future_nbf():
+    no_exp = pyjwt.encode({"sub": "u", "iss": ISS, "aud": AUD}, "x" * 32, algorithm="HS256")
+    with pytest.raises(jwt_auth.AuthError):
+        verify(no_exp, secret="x" * 32)
+    with pytest.raises(jwt_auth.AuthError):
+        verify(token(nbf=int(time.time()) + 600))
+
+
+def test_missing_token():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(None)
+    status, headers, body = exc.value.response()
+    assert (status, body) == (401, b'{"message":"Unauthorized"}')
+    assert "www-authenticate" not in headers
+
+
+def test_invalid_token_response_has_www_authenticate():
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(audience="x"))
+    status, headers, body = exc.value.response()
+    assert status == 401 and body == b'{"message":"Unauthorized"}'
+    assert headers["www-authenticate"].startswith('Bearer scope="" error="invalid_token" error_description="')
+
+
+def test_route_scopes():
+    assert verify(token(scope="chatkeep/service"), required_scopes=["chatkeep/service"])
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(scope="read"), required_scopes=["chatkeep/service"])
+    assert exc.value.status == 403
+    assert exc.value.response()[2] == b'{"message":"Forbidden"}'
+
+
+def test_extract_token():
+    assert jwt_auth.extract_token("Bearer abc") == "abc"
+    assert jwt_auth.extract_token("bearer abc") == "abc"
+    assert jwt_auth.extract_token("abc") == "abc"
+    assert jwt_auth.extract_token("Bearer ") is None
+    assert jwt_auth.extract_token(None) is None
+
+
+def test_claims_rendered_as_the_authorizer_does():
+    rendered = jwt_auth.render_claims(
+        {"sub": "u", "exp": 1700000000, "groups": ["a", "b"], "email_verified": True, "n": 1.5}
+    )
+    assert rendered == {"sub": "u", "exp": "1700000000", "groups": "[a b]", "email_verified": "true", "n": "1.5"}
+    ctx = jwt_auth.authorizer_context({"sub": "u", "scope": "a b"})
+    assert ctx == {"jwt": {"claims": {"sub": "u", "scope": "a b"}, "scopes": None}}
+    assert jwt_auth.authorizer_context({"scope": "a b"}, ["a"])["jwt"]["scopes"] == ["a", "b"]
