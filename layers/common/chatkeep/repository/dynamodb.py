@@ -678,7 +678,9 @@ class DynamoDBChatRepository:
         resp = self._call(
             "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=not newest_first,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi", ExpressionAttributeValues=values,
-            Limit=limit + (2 if one_query else 1))
+            # BETWEEN includes the bounds themselves: read one more per bound, or a full page after a
+            # bound would look like the last one (has_more false while messages remain).
+            Limit=limit + (2 if one_query else 1) + (1 if after_sk else 0) + (1 if before_sk else 0))
         items = [from_item(i) for i in resp.get("Items", [])]
         if one_query:
             if not items or items[0].get("type") != "session":
