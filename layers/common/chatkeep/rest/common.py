@@ -1,0 +1,155 @@
+"""What every router shares: the caller, the service, id codecs and the domain -> JSON shaping."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+
+from chatkeep import clock, ids
+from chatkeep.auth import Principal, principal_from_event
+from chatkeep.errors import BadInput
+from chatkeep.models import Agent, Container, Message, Session
+from chatkeep.rest.errors import BadRequest
+from chatkeep.rest.schemas import (
+    AGENT_ID_PATTERN,
+    CHANNEL_ID_PATTERN,
+    SESSION_ID_PATTERN,
+    AgentOut,
+    ChannelOut,
+    MessageOut,
+    SessionOut,
+)
+from chatkeep.service import ChatService
+from chatkeep.settings import get_settings
+
+# ---------------------------------------------------------------- parameters
+
+ChannelIdPath = Annotated[str, Path(pattern=CHANNEL_ID_PATTERN, description="A channel id (`ch_...`)",
+                                    examples=["ch_c1s"])]
+SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="A session id (`ses_...`)",
+                                    examples=["ses_c1s"])]
+AgentIdPath = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent id (`agt_...`)",
+                                  examples=["agt_c1s"])]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+           description="Any unique string (e.g. a UUID). A retry with the same key and body within 24 h returns "
+                       "the first response and writes nothing new; the same key with another body answers 422 "
+                       "idempotency_key_reused."),
+]
+
+# ---------------------------------------------------------------- caller and service
+
+_service: ChatService | None = None
+
+
+def service() -> ChatService:
+    """One ChatService per warm container (rebuilt if the settings were reset, as tests do)."""
+    global _service
+    settings = get_settings()
+    if _service is None or _service.settings is not settings:
+        from chatkeep.repository.dynamodb import DynamoDBChatRepository
+
+        _service = ChatService(DynamoDBChatRepository(settings), settings=settings)
+    return _service
+
+
+def principal(event: Any) -> Principal:
+    raw = event.raw_event if hasattr(event, "raw_event") else event
+    return principal_from_event(raw)
+
+
+def decode(kind: ids.Kind, text: str | None) -> int | None:
+    """A malformed id in the path or query is a malformed request (400)."""
+    if text is None:
+        return None
+    try:
+        return ids.decode(kind, text)
+    except BadInput as exc:
+        raise BadRequest(exc.message) from None
+
+
+def decode_body_id(kind: ids.Kind, text: str | None) -> int | None:
+    """Ids inside a JSON body are validated like any field (422); the schema pattern catches most first."""
+    return None if text is None else ids.decode(kind, text)
+
+
+def enc(kind: ids.Kind, number: int | None) -> str | None:
+    return None if number is None else ids.encode(kind, number)
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", headers=headers,
+                    body=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------- shaping
+
+
+def session_json(session: Session, now: float | None = None) -> dict[str, Any]:
+    now = clock.now() if now is None else now
+    return SessionOut(
+        id=ids.encode(ids.Kind.SESSION, session.id),
+        channel_id=ids.encode(ids.Kind.CHANNEL, session.container_id),
+        agent_id=enc(ids.Kind.AGENT, session.agent_id),
+        title=session.title,
+        status=session.status(now).value,
+        message_count=session.message_count,
+        metadata=session.metadata or {},
+        initial_context=session.initial_context,
+        created_at=session.created_at,
+        expires_at=clock.iso(session.expires_at_epoch),
+        last_message_at=session.last_message_at,
+    ).model_dump(mode="json")
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return MessageOut(
+        id=ids.encode(ids.Kind.MESSAGE, message.id),
+        session_id=ids.encode(ids.Kind.SESSION, message.session_id),
+        channel_id=ids.encode(ids.Kind.CHANNEL, message.container_id),
+        role=message.role.value,
+        content=message.content,
+        metadata=message.metadata or {},
+        sender_id=message.sender_sub,
+        sender_name=message.sender_name,
+        created_at=message.created_at,
+    ).model_dump(mode="json")
+
+
+def channel_json(container: Container) -> dict[str, Any]:
+    return ChannelOut(
+        id=ids.encode(ids.Kind.CHANNEL, container.id),
+        name=container.name,
+        agent_id=enc(ids.Kind.AGENT, container.agent_id),
+        metadata=container.metadata or {},
+        session_count=container.session_count or 0,
+        created_at=container.created_at,
+    ).model_dump(mode="json")
+
+
+def agent_json(agent: Agent) -> dict[str, Any]:
+    return AgentOut(
+        id=ids.encode(ids.Kind.AGENT, agent.id),
+        slug=agent.slug,
+        name=agent.name,
+        model=agent.model,
+        temperature=agent.temperature,
+        system_prompt=agent.system_prompt,
+        created_at=agent.created_at,
+    ).model_dump(mode="json")
+
+
+def created(p: Principal, route: str, idempotency_key: str | None, payload: dict[str, Any],
+            run: Any) -> Response:
+    """Answer a POST: `run()` -> (status, body); with an Idempotency-Key, at most once per key and body."""
+    if idempotency_key is None:
+        status, body = run()
+        return json_response(status, body)
+    from chatkeep.rest.idempotency import run_once
+
+    status, body, replayed = run_once(p, route, idempotency_key, payload, run)
+    return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)

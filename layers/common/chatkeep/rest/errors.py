@@ -1,0 +1,110 @@
+"""The one map from failures to HTTP: `{"error": {"code", "message"}}` with the status of the failure.
+
+- domain errors (chatkeep.errors) carry their own `status` and `rest_code`;
+- a body that is not JSON, or a malformed id in the path or query -> 400;
+- other request validation failures (Powertools RequestValidationError) -> 422 `validation_error`;
+- an idempotency key reused with another body -> 422 `idempotency_key_reused`;
+- anything else -> 500 `internal_error`, message masked (the details go to the log, never to the client)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from chatkeep.errors import ChatkeepError
+from chatkeep.observability import logger
+from chatkeep.rest.schemas import ErrorBody
+
+# Query parameters that carry ids: malformed ones are a 400 like malformed path ids.
+ID_QUERY_PARAMS = frozenset({"after", "before"})
+
+
+class BadRequest(ChatkeepError):
+    """Malformed request (not JSON, malformed id): REST 400."""
+
+    code, rest_code, status = "BAD_USER_INPUT", "bad_request", 400
+
+
+class UnsupportedMediaType(ChatkeepError):
+    code, rest_code, status = "BAD_USER_INPUT", "unsupported_media_type", 415
+
+
+class IdempotencyKeyReused(ChatkeepError):
+    code, rest_code, status = "BAD_USER_INPUT", "idempotency_key_reused", 422
+
+
+class IdempotencyInProgress(ChatkeepError):
+    code, rest_code, status = "CONFLICT", "idempotency_key_in_progress", 409
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: the body is not JSON, or an id in the path or query is malformed",
+    401: "Missing or invalid bearer token",
+    403: "Not allowed (service scope needed, or X-Workspace-Id does not match the token)",
+    404: "Not found (or not yours: another workspace's or another user's objects read as not found)",
+    409: "Conflict: session_expired / session_closed (posting), slug taken, idempotency key in use",
+    413: "A size limit was hit (metadata bytes, message content, initial_context, system_prompt)",
+    415: "The body must be application/json",
+    422: "Validation failed (the message says which field and which limit); idempotency_key_reused",
+    429: "Too many requests",
+    500: "Internal error (details are logged, not returned)",
+    503: "The data store is busy or unreachable; nothing was written, retry",
+}
+COMMON = (400, 401, 403, 404, 422, 429, 500, 503)
+
+
+def declare(success: int, model: Any, description: str, *extra: int) -> dict[int, Any]:
+    """The `responses=` of a route: its success, and every error status it can return with ErrorBody."""
+    responses: dict[int, Any] = {}
+    if model is None:
+        responses[success] = {"description": description}
+    else:
+        responses[success] = {"description": description, "content": {"application/json": {"model": model}}}
+    for status in sorted({*COMMON, *extra}):
+        responses[status] = {"description": _DESCRIPTIONS[status],
+                             "content": {"application/json": {"model": ErrorBody}}}
+    return responses
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", headers=headers,
+                    body=json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
+
+
+def from_domain(exc: ChatkeepError) -> Response:
+    if exc.status >= 500:
+        logger.warning("request failed", extra={"code": exc.rest_code, "error": exc.message})
+    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    return error_response(exc.status, exc.rest_code, exc.message, headers)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part != "body" or len(loc) == 1) or "body"
+
+
+def from_validation(errors: list[dict[str, Any]]) -> Response:
+    """Powertools RequestValidationError -> 400 (not JSON / malformed ids) or 422 (everything else)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    if errors and all(_is_id(e.get("loc") or ()) for e in errors):
+        names = ", ".join(sorted({str(e["loc"][-1]) for e in errors}))
+        return error_response(400, "bad_request", f"malformed id in {names}: expected a prefixed base32 id "
+                                                  "such as ses_c1s")
+    parts = []
+    for e in errors[:5]:
+        loc = tuple(e.get("loc") or ())
+        message = str(e.get("msg") or e.get("type") or "invalid")
+        parts.append(f"{_where(loc)}: {message}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return error_response(422, "validation_error", "; ".join(parts) + more)
+
+
+def _is_id(loc: tuple[Any, ...]) -> bool:
+    return bool(loc) and (loc[0] == "path" or (loc[0] == "query" and len(loc) > 1 and loc[1] in ID_QUERY_PARAMS))
+
+
+def internal(exc: Exception) -> Response:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal error")

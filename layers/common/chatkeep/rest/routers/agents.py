@@ -1,0 +1,57 @@
+"""Agents: create (service principals only), list, get."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from chatkeep import ids, limits
+from chatkeep.rest.common import (
+    AgentIdPath,
+    IdempotencyKey,
+    agent_json,
+    created,
+    decode,
+    json_response,
+    principal,
+    service,
+)
+from chatkeep.rest.errors import declare
+from chatkeep.rest.schemas import AgentList, AgentOut, CreateAgentIn
+
+router = Router()
+
+Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
+Cursor = Annotated[str | None, Query(pattern=limits.SLUG.pattern, description="`next_cursor` of the previous page")]
+
+
+@router.post("/v1/agents", tags=["agents"], summary="Create an agent (needs scope chatkeep/service)",
+             responses=declare(201, AgentOut, "The agent (the workspace's first agent becomes its default)",
+                               409, 413, 415))
+def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
+    p = principal(router.current_event)
+
+    def run() -> tuple[int, dict]:
+        agent = service().create_agent(p, slug=body.slug, name=body.name, model=body.model,
+                                       temperature=body.temperature, system_prompt=body.system_prompt)
+        return 201, agent_json(agent)
+
+    return created(p, "POST /v1/agents", idempotency_key, {"body": body.model_dump(mode="json")}, run)
+
+
+@router.get("/v1/agents", tags=["agents"], summary="List the workspace's agents (by slug)",
+            responses=declare(200, AgentList, "A page of agents"))
+def list_agents(limit: Limit = 20, cursor: Cursor = None):
+    p = principal(router.current_event)
+    agents, has_more = service().list_agents(p, limit=limit, after_slug=cursor)
+    return json_response(200, {"data": [agent_json(a) for a in agents], "has_more": has_more,
+                               "next_cursor": agents[-1].slug if has_more and agents else None})
+
+
+@router.get("/v1/agents/<agent_id>", tags=["agents"], summary="Get an agent",
+            responses=declare(200, AgentOut, "The agent"))
+def get_agent(agent_id: AgentIdPath):
+    p = principal(router.current_event)
+    return json_response(200, agent_json(service().get_agent(p, decode(ids.Kind.AGENT, agent_id))))

@@ -1,0 +1,44 @@
+"""POST /v1/channels, GET /v1/channels/{channel_id}."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from chatkeep import ids
+from chatkeep.rest.common import (
+    ChannelIdPath,
+    IdempotencyKey,
+    channel_json,
+    created,
+    decode,
+    decode_body_id,
+    json_response,
+    principal,
+    service,
+)
+from chatkeep.rest.errors import declare
+from chatkeep.rest.schemas import ChannelOut, CreateChannelIn
+
+router = Router()
+
+
+@router.post("/v1/channels", tags=["channels"], summary="Create a channel",
+             responses=declare(201, ChannelOut, "The channel (yours; shared by the workspace when created by a "
+                                                "service principal)", 409, 413, 415))
+def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None):
+    p = principal(router.current_event)
+
+    def run() -> tuple[int, dict]:
+        channel = service().create_container(p, name=body.name, metadata=body.metadata,
+                                              agent_id=decode_body_id(ids.Kind.AGENT, body.agent_id))
+        return 201, channel_json(channel)
+
+    return created(p, "POST /v1/channels", idempotency_key, {"body": body.model_dump(mode="json")}, run)
+
+
+@router.get("/v1/channels/<channel_id>", tags=["channels"], summary="Get a channel, with its session count",
+            responses=declare(200, ChannelOut, "The channel"))
+def get_channel(channel_id: ChannelIdPath):
+    p = principal(router.current_event)
+    channel = service().get_container(p, decode(ids.Kind.CHANNEL, channel_id))
+    return json_response(200, channel_json(channel))

@@ -1,0 +1,274 @@
+"""Request and response models of the REST API: the JSON shapes of the Sessions guide (snake_case).
+
+The models are the single source of the OpenAPI document (Powertools generates it from them) and of the
+request validation. Limits that JSON Schema can express are declared here so the document tells clients
+(and schemathesis) the truth; the service layer re-checks every limit with the same numbers
+(chatkeep.limits), including those JSON Schema cannot express (metadata size in bytes -> 413)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from chatkeep import limits
+
+# ---------------------------------------------------------------- ids
+
+# Crockford base32 (lowercase, no i/l/o/u) of an integer in 1..2^31-1: at most 6 digits with a non-zero lead,
+# or 7 digits starting with "1" (2^31 - 1 is "1zzzzzz").
+_B32 = "[0-9a-hjkmnp-tv-z]"
+_NUMBER = f"(?:[1-9a-hjkmnp-tv-z]{_B32}{{0,5}}|1{_B32}{{6}})"
+
+
+def id_pattern(prefix: str) -> str:
+    return f"^{prefix}_{_NUMBER}$"
+
+
+SESSION_ID_PATTERN = id_pattern("ses")
+CHANNEL_ID_PATTERN = id_pattern("ch")
+AGENT_ID_PATTERN = id_pattern("agt")
+MESSAGE_ID_PATTERN = id_pattern("msg")
+
+AgentIdIn = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN),
+                      Field(description="An agent id (`agt_...`)", examples=["agt_1x2y3z"])]
+
+# ---------------------------------------------------------------- metadata
+
+# DynamoDB numbers: at most 38 significant digits, magnitude in [1e-130, 9.9e125] (or 0).
+_MAX_INT = 10**38 - 1
+_MAX_NUM = 9.9e125
+_MIN_NUM = 1e-130
+
+
+def _dynamo_number(value: float) -> float:
+    if value != 0 and not _MIN_NUM <= abs(value) <= _MAX_NUM:
+        raise ValueError(f"numbers must be 0 or have a magnitude between {_MIN_NUM} and {_MAX_NUM}")
+    return value
+
+
+MetaInt = Annotated[StrictInt, Field(ge=-_MAX_INT, le=_MAX_INT)]
+MetaFloat = Annotated[
+    float,
+    Field(allow_inf_nan=False),
+    AfterValidator(_dynamo_number),
+    WithJsonSchema({"anyOf": [
+        {"type": "number", "minimum": _MIN_NUM, "maximum": _MAX_NUM},
+        {"type": "number", "minimum": -_MAX_NUM, "maximum": -_MIN_NUM},
+        {"type": "number", "const": 0},
+    ]}),
+]
+MetaString = Annotated[str, StringConstraints(max_length=limits.MAX_METADATA_STRING)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_METADATA_KEY)]
+MetaValue = StrictBool | MetaInt | MetaFloat | MetaString | None
+Metadata = Annotated[
+    dict[MetaKey, MetaValue],
+    Field(
+        max_length=limits.MAX_METADATA_KEYS,
+        description=(f"Your own identifiers: a flat object of at most {limits.MAX_METADATA_KEYS} keys "
+                     f"(keys <= {limits.MAX_METADATA_KEY} characters), values string (<= "
+                     f"{limits.MAX_METADATA_STRING} characters), number, boolean or null; at most "
+                     f"{limits.MAX_METADATA_BYTES} bytes as JSON (else 413)."),
+        examples=[{"ticket": "T-1042", "user_id": "u_17"}],
+    ),
+]
+
+# Non-blank text: at least one character that is not whitespace. Python's str.isspace() (which the service
+# uses) also counts U+001C..U+001F as whitespace, so the pattern excludes them too.
+_NON_BLANK = r"[^\s\x1c-\x1f]"
+
+
+def _reject_lone_surrogates(value: Any) -> Any:
+    """JSON can carry "\\ud800" (a lone surrogate): valid JSON, but not storable text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_lone_surrogates(key)
+            _reject_lone_surrogates(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_lone_surrogates(item)
+    return value
+
+
+class RequestModel(BaseModel):
+    """Request bodies: unknown fields are refused (a typo like `intial_context` is an error, not a no-op)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        return _reject_lone_surrogates(data)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Timestamp = Annotated[str, Field(description="ISO 8601 UTC, e.g. 2026-03-19T12:00:00.000Z",
+                                 examples=["2026-03-19T12:00:00.000Z"],
+                                 json_schema_extra={"format": "date-time"})]
+
+# ---------------------------------------------------------------- errors
+
+
+class ErrorDetail(ResponseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, session_expired",
+                      examples=["session_expired"])
+    message: str = Field(description="Human-readable explanation (which limit, which field)")
+
+
+class ErrorBody(ResponseModel):
+    error: ErrorDetail
+
+
+# ---------------------------------------------------------------- channels
+
+
+class CreateChannelIn(RequestModel):
+    name: Annotated[str, StringConstraints(max_length=limits.MAX_NAME)] | None = None
+    agent_id: AgentIdIn | None = Field(default=None, description="Default agent of the channel's sessions")
+    metadata: Metadata | None = None
+
+
+class ChannelOut(ResponseModel):
+    id: str = Field(examples=["ch_01hxyz"])
+    name: str | None
+    agent_id: str | None
+    metadata: dict[str, Any]
+    session_count: int = Field(description="Sessions of the channel that are not past retention")
+    created_at: Timestamp
+
+
+# ---------------------------------------------------------------- sessions
+
+
+class CreateSessionIn(RequestModel):
+    agent_id: AgentIdIn | None = Field(default=None, description="Uses the channel's default agent if omitted")
+    metadata: Metadata | None = None
+    initial_context: str | None = Field(
+        default=None, description=f"At most {limits.MAX_INITIAL_CONTEXT_BYTES} bytes (UTF-8), else 413")
+    title: Annotated[str, StringConstraints(max_length=limits.MAX_TITLE)] | None = None
+    idle_timeout_seconds: Annotated[int, Field(ge=limits.MIN_IDLE_TIMEOUT, le=limits.MAX_IDLE_TIMEOUT)] | None = (
+        Field(default=None, description="Inactivity before the session expires (default: the deployment's, 24 h)"))
+
+
+class UpdateSessionIn(RequestModel):
+    """Only the fields present change; `null` clears a field (metadata becomes {})."""
+
+    title: Annotated[str, StringConstraints(max_length=limits.MAX_TITLE)] | None = None
+    metadata: Metadata | None = None
+    agent_id: AgentIdIn | None = None
+
+
+class SessionOut(ResponseModel):
+    id: str = Field(examples=["ses_01hxyz"])
+    channel_id: str = Field(examples=["ch_01hxyz"])
+    agent_id: str | None = Field(examples=["agt_01hxyz"])
+    title: str | None
+    status: Literal["active", "expired", "closed"]
+    message_count: int
+    metadata: dict[str, Any]
+    initial_context: str | None
+    created_at: Timestamp
+    expires_at: Timestamp
+    last_message_at: Timestamp | None
+
+
+class SessionList(ResponseModel):
+    data: list[SessionOut]
+    has_more: bool
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+    total_count: int = Field(description="Sessions matching the filter, over all pages")
+
+
+class SessionSearchResult(ResponseModel):
+    data: list[SessionOut]
+
+
+# ---------------------------------------------------------------- messages
+
+Content = Annotated[str, StringConstraints(min_length=1, pattern=_NON_BLANK),
+                    Field(description=f"Non-blank text, at most {limits.MAX_CONTENT_BYTES} bytes (UTF-8), else 413")]
+
+
+class PostChannelMessageIn(RequestModel):
+    content: Content
+    session_id: Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)] | None = Field(
+        default=None, description="A session of this channel; omitted: a new session is created")
+    metadata: Metadata | None = None
+
+
+class PostSessionMessageIn(RequestModel):
+    content: Content
+    role: Literal["user", "assistant"] = Field(
+        default="user", description="`assistant` (a bot reply) needs a service principal (scope chatkeep/service)")
+    metadata: Metadata | None = None
+
+
+class MessageOut(ResponseModel):
+    id: str = Field(examples=["msg_01hxyz"])
+    session_id: str
+    channel_id: str
+    role: Literal["user", "assistant"]
+    content: str
+    metadata: dict[str, Any]
+    sender_id: str | None = Field(description="The `sub` of the user who sent it; null for assistant messages")
+    sender_name: str | None
+    created_at: Timestamp
+
+
+class MessageList(ResponseModel):
+    data: list[MessageOut]
+    has_more: bool
+    first_id: str | None = Field(description="Id of the first message of this page")
+    last_id: str | None = Field(description="Id of the last message of this page (pass as after/before)")
+
+
+class ChannelMessageOut(ResponseModel):
+    session: SessionOut
+    message: MessageOut
+
+
+# ---------------------------------------------------------------- agents
+
+
+class CreateAgentIn(RequestModel):
+    slug: Annotated[str, StringConstraints(pattern=limits.SLUG.pattern)] = Field(
+        description="Unique in the workspace: 1-63 of a-z, 0-9 and '-'")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME, pattern=_NON_BLANK)]
+    model: Annotated[str, StringConstraints(max_length=limits.MAX_MODEL)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    system_prompt: str | None = Field(
+        default=None, description=f"At most {limits.MAX_SYSTEM_PROMPT_BYTES} bytes (UTF-8), else 413")
+
+
+class AgentOut(ResponseModel):
+    id: str = Field(examples=["agt_01hxyz"])
+    slug: str
+    name: str
+    model: str | None
+    temperature: float | None
+    system_prompt: str | None
+    created_at: Timestamp
+
+
+class AgentList(ResponseModel):
+    data: list[AgentOut]
+    has_more: bool
+    next_cursor: str | None
