@@ -11,10 +11,12 @@
   sweep_ttl() -> int            run one TTL sweep now (deletes items whose TTL <= the runtime's now)
   health() -> dict, dlq() -> list
 The clock and the tables are shared by the whole session: use your own workspace ids per test.
+CHATKEEP_E2E_TEMPLATE=path runs the session against another template (default: template.yaml).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def local_api(tmp_path_factory):
-    template = REPO / "template.yaml"
+    template = Path(os.environ.get("CHATKEEP_E2E_TEMPLATE") or REPO / "template.yaml")
     if not template.is_file():
         pytest.skip("template.yaml not written yet")
     logs = tmp_path_factory.mktemp("local-runtime")
