@@ -42,8 +42,9 @@ install: $(VENV)/.installed $(TOOLS_VENV)/.installed
 
 tools: $(TOOLS_VENV)/.installed
 
+# Extra options: make dev DEV_ARGS="--record-events events/recorded --parameter EnableIntrospection=true"
 dev: $(VENV)/.installed
-	@$(VENV)/bin/chatkeep dev --port $(PORT)
+	@$(VENV)/bin/chatkeep dev --port $(PORT) $(DEV_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
