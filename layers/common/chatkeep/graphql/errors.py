@@ -22,6 +22,12 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
         formatted["path"] = list(error.path)
     original = error.original_error
     extensions = dict(error.extensions or {})
+    if isinstance(original, GraphQLError) and error.path is None and "code" not in extensions:
+        # graphql-core >= 3.3 wraps a variable that does not coerce (wrong type, Int overflow, missing
+        # required value) in a GraphQLError whose original_error is another GraphQLError. It has no path:
+        # it is a request error, the client's fault, and its message is safe to show.
+        extensions["code"] = "BAD_USER_INPUT"
+        original = None
     if isinstance(original, ChatkeepError):
         extensions["code"] = original.code
         formatted["message"] = original.message
