@@ -41,23 +41,26 @@ def decode(kind: Kind, text: str) -> int:
     """Parse `ses_c1s` (or a plain decimal number) into the integer id; BadInput when malformed."""
     prefix = f"{kind.value}_"
     value = text.strip().lower()
-    if value.isdigit():
-        number = int(value)
+    shown = text if len(text) <= 40 else f"{text[:40]}..."
+    if value.isascii() and value.isdigit():
+        # ASCII only: str.isdigit() is also true for '²' and other digits int() refuses.
+        number = int(value) if len(value) <= 10 else 0
     elif value.startswith(prefix) and 0 < len(value) - len(prefix) <= 7:
         number = 0
         for ch in value[len(prefix):]:
             if ch not in _DECODE:
-                raise BadInput(f"malformed {kind.name.lower()} id {text!r}: expected {prefix} + base32")
+                raise BadInput(f"malformed {kind.name.lower()} id {shown!r}: expected {prefix} + base32")
             number = number * 32 + _DECODE[ch]
     else:
-        raise BadInput(f"malformed {kind.name.lower()} id {text!r}: expected {prefix} + base32")
+        raise BadInput(f"malformed {kind.name.lower()} id {shown!r}: expected {prefix} + base32")
     if not 0 < number <= MAX_ID:
-        raise BadInput(f"{kind.name.lower()} id {text!r} is out of range")
+        raise BadInput(f"{kind.name.lower()} id {shown!r} is out of range")
     return number
 
 
 def check_number(number: float | int, what: str = "id") -> int:
     """GraphQL ids arrive as Float: accept only whole numbers in range."""
-    if isinstance(number, bool) or number != int(number) or not 0 < int(number) <= MAX_ID:
+    # Range first: int() of inf or NaN (a Float literal like 1e400) raises instead of answering.
+    if isinstance(number, bool) or not 0 < number <= MAX_ID or number != int(number):
         raise BadInput(f"{what} must be a whole number between 1 and {MAX_ID}")
     return int(number)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ MAX_METADATA_KEYS = 50
 MAX_METADATA_KEY = 64
 MAX_METADATA_STRING = 512
 MAX_METADATA_BYTES = 8 * 1024
+MAX_NUMBER_DIGITS = 38  # DynamoDB numbers: 38 significant digits
 MAX_CONTENT_BYTES = 32 * 1024
 MAX_INITIAL_CONTEXT_BYTES = 32 * 1024
 MAX_PAGE = 100
@@ -53,8 +55,12 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         elif value is not None and not isinstance(value, (bool, int, float)):
             raise BadInput(f"metadata value of {key!r} must be a string, number, boolean or null "
                            "(metadata is flat: no objects or arrays)")
-        elif isinstance(value, float) and value != value:  # NaN is not JSON
-            raise BadInput(f"metadata value of {key!r} is not a number")
+        elif isinstance(value, float) and not math.isfinite(value):  # NaN, or 1e400 parsed as inf
+            raise BadInput(f"metadata value of {key!r} is not a finite number")
+        elif (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_NUMBER_DIGITS) or (
+                isinstance(value, float) and value != 0 and not 1e-130 <= abs(value) < 1e125):
+            raise BadInput(f"metadata value of {key!r} is out of range: numbers have at most "
+                           f"{MAX_NUMBER_DIGITS} digits (and a magnitude between 1e-130 and 1e125)")
     size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         raise PayloadTooLarge(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")

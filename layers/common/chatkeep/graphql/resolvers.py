@@ -57,7 +57,9 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 
 @session_type.field("messages")
-def resolve_messages(obj: dict[str, Any], info: Any, limit: int = 200, before: float | None = None) -> list:
+def resolve_messages(obj: dict[str, Any], info: Any, limit: int | None = 200, before: float | None = None) -> list:
+    if limit is None:  # `messages(limit: null)` is valid GraphQL: the default
+        limit = 200
     preloaded = obj.get("_messages")
     if preloaded is not None and before is None and len(preloaded) <= limit:
         return [message_dict(m) for m in preloaded[-limit:]] if limit else []

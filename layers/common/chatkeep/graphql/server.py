@@ -129,19 +129,38 @@ def _refusal(status: int, message: str, code: str) -> dict[str, Any]:
 def _read_body(event: dict[str, Any]) -> dict[str, Any] | dict[str, Any]:
     raw = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        raw = base64.b64decode(raw).decode("utf-8")
+        try:
+            raw = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+            raise _HttpError(400, "request body is not valid UTF-8 text", "BAD_REQUEST") from None
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise _HttpError(413, f"request body is over {MAX_BODY_BYTES} bytes", "BAD_REQUEST")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise _HttpError(400, "request body is not valid JSON", "BAD_REQUEST") from None
+    except RecursionError:
+        raise _HttpError(400, "request body is nested too deeply", "BAD_REQUEST") from None
+    if ("\\u" in raw or not raw.isascii()) and _has_lone_surrogate(data):
+        raise _HttpError(400, "request body is not valid Unicode: it escapes a lone UTF-16 surrogate "
+                         "(\\ud800-\\udfff without its pair)", "BAD_REQUEST")
     if isinstance(data, list):
         raise _HttpError(400, "batched operations are not supported: send one operation per request",
                          "BAD_REQUEST")
     if not isinstance(data, dict):
         raise _HttpError(400, "request body must be a JSON object with a 'query'", "BAD_REQUEST")
     return data
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """JSON may escape half of a surrogate pair (\\ud800): Python keeps it, UTF-8 (and DynamoDB) cannot."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (RecursionError, ValueError):
+        return False  # too deep or not finite: refused later with its own message
+    return False
 
 
 class _HttpError(Exception):
@@ -199,9 +218,25 @@ def handle(event: dict[str, Any], service: Any = None) -> dict[str, Any]:
     ok, result = graphql_sync(
         schema(), {"query": "#", "variables": variables, "operationName": operation_name},
         context_value=context, query_document=document, query_validator=_no_validation,
-        error_formatter=format_error, debug=settings.debug, introspection=True, logger="chatkeep.graphql",
+        error_formatter=format_error, debug=settings.debug, introspection=True, logger=_QUIET_EXECUTION_LOG,
     )
     return _response(200, result)
+
+
+class _DropErrors(logging.LoggerAdapter):
+    """ariadne logs every field error at ERROR with its traceback and the source document, which holds the
+    inline literals of the request (message text, metadata values, titles): never log those. format_error
+    already logs the unexpected ones (masked, with the exception, without the document); domain errors
+    (NOT_FOUND, BAD_USER_INPUT, ...) are answers, not incidents."""
+
+    def error(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    def exception(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_QUIET_EXECUTION_LOG = _DropErrors(logger, {})
 
 
 def _no_validation(*_args: Any, **_kwargs: Any) -> list[GraphQLError]:
