@@ -42,6 +42,18 @@ install: $(VENV)/.installed $(TOOLS_VENV)/.installed
 
 tools: $(TOOLS_VENV)/.installed
 
+# Apollo Client 4 e2e (tests/e2e/test_apollo_client.py runs the guide's client code on Node): its npm packages,
+# from the committed lock file. Only when node and npm exist; without them that test skips and says why.
+APOLLO_DIR       := tests/e2e/apollo
+APOLLO_INSTALLED := $(if $(and $(shell command -v node 2>/dev/null),$(shell command -v npm 2>/dev/null)),$(APOLLO_DIR)/node_modules/.installed)
+
+$(APOLLO_DIR)/node_modules/.installed: $(APOLLO_DIR)/package.json $(APOLLO_DIR)/package-lock.json
+	npm ci --prefix $(APOLLO_DIR) --no-audit --no-fund
+	@touch $@
+
+install: $(APOLLO_INSTALLED)
+test e2e: $(APOLLO_INSTALLED)
+
 # Extra options: make dev DEV_ARGS="--record-events events/recorded --parameter EnableIntrospection=true"
 dev: $(VENV)/.installed
 	@$(VENV)/bin/chatkeep dev --port $(PORT) $(DEV_ARGS)
