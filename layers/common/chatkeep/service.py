@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from chatkeep import clock, ids, limits, text
 from chatkeep.auth import Principal
-from chatkeep.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
+from chatkeep.errors import BadInput, ChatkeepError, Forbidden, NotFound, ServiceUnavailable
 from chatkeep.models import (
     Agent,
     BotConfig,
@@ -346,7 +346,18 @@ class ChatService:
             limits.check_content(content)
             limits.check_metadata(metadata)
             session = self.create_session(principal, container_id, require_container=True)
-            session_id = session.id
+            try:
+                return self.post_message(principal, session.id, content=content, role=role, metadata=metadata)
+            except ChatkeepError:
+                # The session exists only to carry this message: when the post fails (503 after retries),
+                # take it back, or the client's retry would leave an empty session behind every attempt.
+                try:
+                    self.repo.delete_session(principal.workspace_id, session.id, owner_condition=None,
+                                             now=clock.now())
+                except ChatkeepError:
+                    logger.warning("could not take back the session of a failed first post",
+                                   extra={"session_id": session.id})
+                raise
         else:
             session = self.get_session_only(principal, session_id)
             if session.container_id != container_id:
