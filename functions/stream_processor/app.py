@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from chatkeep.observability import logger, metrics
 from chatkeep.stream.processor import handle
 
-logger = Logger()
 
-
+@metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(event, context)

@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from chatkeep import text
+from chatkeep.observability import count, logger
 from chatkeep.repository.search_index import (
     CONTENT,
     TITLE,
@@ -45,8 +45,6 @@ from chatkeep.repository.search_index import (
 )
 from chatkeep.repository.stream_store import CountRecord, StreamStore, parse_starter_key
 from chatkeep.stream.records import Change, ChangeKind, classify, truncate_content
-
-logger = Logger(child=True)
 
 SessionKey = tuple[str, int]  # (workspace id, session id)
 
@@ -363,7 +361,6 @@ def record_handler(record: DynamoDBRecord) -> Change | None:
 # ---------------------------------------------------------------------- entry point
 
 _processor: CoalescingBatchProcessor | None = None
-_metrics: Any = None
 
 
 def get_processor() -> CoalescingBatchProcessor:
@@ -410,21 +407,13 @@ def handle(
 
 
 def _emit_metrics(stats: BatchStats) -> None:
-    """EMF metrics (CloudWatch parses them from the log; no API call). Never fails the batch."""
-    global _metrics
+    """EMF metrics, flushed by the handler (`@metrics.log_metrics`). Never fails the batch."""
     try:
-        if _metrics is None:
-            import os
-
-            from aws_lambda_powertools import Metrics
-
-            _metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "chatkeep")
-        _metrics.add_metric(name="RecordsProcessed", unit="Count", value=stats.records)
-        _metrics.add_metric(name="SessionsTouched", unit="Count", value=stats.sessions)
-        _metrics.add_metric(name="IndexWrites", unit="Count", value=stats.index_puts + stats.index_deletes)
-        _metrics.add_metric(name="MessagesCounted", unit="Count", value=stats.messages_counted)
-        _metrics.add_metric(name="Cascades", unit="Count", value=stats.cascades)
-        _metrics.add_metric(name="RecordsReported", unit="Count", value=stats.reported)
-        _metrics.flush_metrics()
+        count("StreamRecordsProcessed", stats.records)
+        count("StreamSessionsTouched", stats.sessions)
+        count("StreamIndexWrites", stats.index_puts + stats.index_deletes)
+        count("StreamMessagesCounted", stats.messages_counted)
+        count("StreamCascades", stats.cascades)
+        count("StreamRecordsReported", stats.reported)
     except Exception:  # noqa: BLE001 - metrics are best effort
-        logger.debug("metrics not emitted", exc_info=sys.exc_info())
+        logger.debug("metrics not recorded", exc_info=sys.exc_info())
