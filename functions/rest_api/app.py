@@ -2,8 +2,11 @@
 Thin: routing, validation, errors and shaping live in chatkeep.rest."""
 
 from aws_lambda_powertools.logging import correlation_paths
+from chatkeep.aws import prewarm
 from chatkeep.observability import logger, metrics
 from chatkeep.rest.app import handler
+
+prewarm()  # the DynamoDB client at init when init is off the request path (SnapStart, provisioned)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
