@@ -1,0 +1,432 @@
+"""The operation catalogue: every GraphQL operation and REST route, how to set it up against moto, and its
+DynamoDB request budget (issue 6). Used by the request-count section, the warm-overhead section and
+tests/integration/test_request_budgets.py.
+
+A scenario's `setup(world)` writes what the operation needs and returns `run()`, which performs the
+operation once (a warm call: the client exists, the document is cached) and returns its reply."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import RequestCounter, claims_for, http_event
+
+SERVICE_SCOPE = "chatkeep/service"
+
+# The guide's documents, verbatim in substance (Apollo sends them as written).
+GET_SESSIONS = """query GetTodoChatSessions($todoId: Float!, $limit: Int, $offset: Int) {
+  getTodoChatSessions(todoId: $todoId, limit: $limit, offset: $offset) {
+    sessions { id title createdAt updatedAt defaultBotId }
+    totalCount
+  }
+}"""
+GET_SESSION = """query GetOneTodoChatSession($sessionId: Float!) {
+  getOneTodoChatSession(sessionId: $sessionId) {
+    id title createdAt updatedAt defaultBotId todoId
+    messages { id message createdAt sentBy { id firstName } isBotReply }
+  }
+}"""
+CREATE_SESSION = """mutation CreateTodoChatSession($data: TodoChatSessionInput!) {
+  createTodoChatSession(data: $data) { id title createdAt defaultBotId todoId }
+}"""
+UPDATE_SESSION = """mutation UpdateTodoChatSession($data: TodoChatSessionInput!, $id: Float!) {
+  updateTodoChatSession(data: $data, id: $id) { id title updatedAt }
+}"""
+BOT_CONFIG = """mutation UpdateBotConfig($data: BotCustomConfigInput!) {
+  updateTodoChatSessionCustomBotConfig(data: $data) { id botConfig { botId model temperature } }
+}"""
+DELETE_SESSION = """mutation DeleteTodoChatSession($id: Float!) {
+  deleteTodoChatSession(id: $id) { id }
+}"""
+DELETE_MANY = """mutation DeleteManyTodoChatSession($ids: [Int!]!) {
+  deleteManyTodoChatSession(ids: $ids)
+}"""
+STARTER = """query GetOrCreateUserStartTodoChatSession($botSlug: String) {
+  getOrCreateUserStartTodoChatSession(botSlug: $botSlug) { id title defaultBotId }
+}"""
+SEARCH = """query GetSearchTodoChatSessions($todoId: Float!, $searchQuery: String) {
+  getSearchTodoChatSessions(todoId: $todoId, searchQuery: $searchQuery) { id title createdAt }
+}"""
+CREATE_MESSAGE = """mutation CreateTodoChatMessage($data: TodoChatMessageInput!) {
+  createTodoChatMessage(data: $data) { id message createdAt isBotReply sentBy { id firstName } }
+}"""
+CLOSE_SESSION = """mutation CloseTodoChatSession($id: Float!) {
+  closeTodoChatSession(id: $id) { id status }
+}"""
+
+SEARCH_WORDS = ["billing", "refund", "invoice"]
+MESSAGE_TEXT = "Hello, I was charged twice for the March invoice; could you issue a refund for the billing error?"
+
+
+class Reply:
+    def __init__(self, status: int, body: Any) -> None:
+        self.status, self.body = status, body
+
+    def check(self) -> Reply:
+        """Raise when the operation failed: a budget met by an error is no budget met."""
+        if self.status >= 400 or (isinstance(self.body, dict) and self.body.get("errors")):
+            raise AssertionError(f"operation failed: {self.status} {json.dumps(self.body)[:400]}")
+        return self
+
+    def data(self, field: str) -> Any:
+        return self.body["data"][field]
+
+
+class World:
+    """The handlers over moto (active, tables created), with a request counter on chatkeep's client."""
+
+    def __init__(self) -> None:
+        from chatkeep import aws
+        from chatkeep.repository.stream_store import StreamReader
+        from chatkeep.settings import get_settings
+
+        self.client = aws.dynamodb()
+        self.counter = RequestCounter()
+        self.client.meta.events.register("before-call.dynamodb.*", self.counter)
+        self.alice = claims_for("alice")
+        self.bot = claims_for("svc-bot", name="Bot", scope=SERVICE_SCOPE)
+        self.rng = random.Random(6)
+        self.reader = StreamReader(get_settings().chat_table_name, dynamodb_client=self.client)
+        self.last_event: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ calling the handlers
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None, claims: dict[str, str] | None = None) -> Reply:
+        from chatkeep.graphql.server import handle
+
+        self.last_event = http_event("POST", "/graphql", body={"query": query, "variables": variables or {}},
+                                     claims=claims or self.alice)
+        out = handle(self.last_event)
+        return Reply(out["statusCode"], json.loads(out["body"]))
+
+    def rest(self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
+             claims: dict[str, str] | None = None, route_key: str | None = None) -> Reply:
+        from chatkeep.rest.app import handler
+
+        self.last_event = http_event(method, path, body=body, claims=claims or self.alice, query=query,
+                                     route_key=route_key)
+        out = handler(self.last_event, None)
+        text = out.get("body") or ""
+        return Reply(out["statusCode"], json.loads(text) if text[:1] in "{[" and text else text)
+
+    # ------------------------------------------------------------ fixtures
+
+    def todo(self) -> int:
+        return self.rng.randrange(10_000, 2**31 - 1)
+
+    def session(self, todo: int, title: str = "Customer Support") -> int:
+        reply = self.gql(CREATE_SESSION, {"data": {"todoId": todo, "title": title}}).check()
+        return int(reply.data("createTodoChatSession")["id"])
+
+    def message(self, sid: int, text: str = MESSAGE_TEXT) -> None:
+        self.gql(CREATE_MESSAGE, {"data": {"sessionId": sid, "message": text}}).check()
+
+    def channel(self) -> str:
+        return self.rest("POST", "/v1/channels", {"name": "support"}).check().body["id"]
+
+    def rest_session(self, channel: str, title: str = "Customer Support") -> str:
+        return self.rest("POST", f"/v1/channels/{channel}/sessions", {"title": title}).check().body["id"]
+
+    def settle_stream(self) -> int:
+        """Feed the chat table's stream to the stream function until it is quiet (its own count updates
+        come back as MODIFY records); returns the records delivered."""
+        from chatkeep.stream import processor
+
+        delivered = 0
+        for _ in range(6):
+            records = self.reader.read_new()
+            if not records:
+                return delivered
+            for i in range(0, len(records), 100):
+                batch = records[i:i + 100]
+                result = processor.handle({"Records": batch}, None)
+                if result.get("batchItemFailures"):
+                    raise AssertionError(f"stream batch failed: {result}")
+                delivered += len(batch)
+        raise AssertionError("the stream does not settle")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    api: str  # "graphql" or "rest"
+    budget: int | None  # None: no budget in issue 6 (reported, not enforced)
+    setup: Callable[[World], Callable[[], Reply]]
+    needs_stream: bool = False
+    guide: bool = False  # one of the guide's operations (the warm-overhead section measures these)
+
+
+def delete_many_budget(k: int) -> int:
+    return math.ceil(k / 100) + math.ceil(k / 25)
+
+
+# ---------------------------------------------------------------- GraphQL scenarios
+
+def _get_one(w: World) -> Callable[[], Reply]:
+    sid = w.session(w.todo())
+    for i in range(5):
+        w.message(sid, f"message {i}: {MESSAGE_TEXT}")
+    return lambda: w.gql(GET_SESSION, {"sessionId": sid})
+
+
+def _list(w: World) -> Callable[[], Reply]:
+    todo = w.todo()
+    for i in range(5):
+        w.session(todo, f"session {i}")
+    return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 20, "offset": 0})
+
+
+def _list_paged(w: World) -> Callable[[], Reply]:
+    todo = w.todo()
+    for i in range(25):
+        w.session(todo, f"session {i}")
+    return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 10, "offset": 10})
+
+
+def _create(w: World) -> Callable[[], Reply]:
+    todo = w.todo()
+    w.session(todo)  # an existing todo (the first write claims it: same single transaction)
+    return lambda: w.gql(CREATE_SESSION, {"data": {"todoId": todo, "title": "Customer Support"}})
+
+
+def _update(w: World) -> Callable[[], Reply]:
+    sid = w.session(w.todo())
+    return lambda: w.gql(UPDATE_SESSION, {"id": sid, "data": {"title": "Renamed"}})
+
+
+def _bot_config(w: World) -> Callable[[], Reply]:
+    from chatkeep import ids
+
+    agent = w.rest("POST", "/v1/agents", {"slug": f"cfg-{w.rng.randrange(10**9)}", "name": "Config"},
+                   claims=w.bot).check().body["id"]
+    bot_id = ids.decode(ids.Kind.AGENT, agent)
+    sid = w.session(w.todo())
+    return lambda: w.gql(BOT_CONFIG, {"data": {"sessionId": sid, "botId": bot_id, "model": "m", "temperature": 0.5}})
+
+
+def _post_message(w: World) -> Callable[[], Reply]:
+    sid = w.session(w.todo())
+    return lambda: w.gql(CREATE_MESSAGE, {"data": {"sessionId": sid, "message": MESSAGE_TEXT}})
+
+
+def _starter_existing(w: World) -> Callable[[], Reply]:
+    w.gql(STARTER, {"botSlug": None}).check()
+    return lambda: w.gql(STARTER, {"botSlug": None})
+
+
+def _delete(w: World) -> Callable[[], Reply]:
+    todo = w.todo()
+    pending = [w.session(todo) for _ in range(3)]
+    return lambda: w.gql(DELETE_SESSION, {"id": pending.pop()})
+
+
+def _close(w: World) -> Callable[[], Reply]:
+    sid = w.session(w.todo())
+    return lambda: w.gql(CLOSE_SESSION, {"id": sid})
+
+
+def _delete_many(k: int) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        from chatkeep.graphql.server import default_service
+        from chatkeep.service import ChatService
+
+        service: ChatService = default_service()
+        principal = _principal()
+        todo = w.todo()
+        sids = [service.create_session(principal, todo, title=f"s{i}").id for i in range(k)]
+
+        def run() -> Reply:
+            reply = w.gql(DELETE_MANY, {"ids": sids})
+            if reply.body.get("data", {}).get("deleteManyTodoChatSession") != k:
+                raise AssertionError(f"deleteMany({k}) deleted {reply.body}")
+            return reply
+
+        return run
+
+    return setup
+
+
+def _principal(sub: str = "alice", ws: str = "ws1") -> Any:
+    from chatkeep.auth import Principal
+
+    return Principal(sub=sub, workspace_id=ws, name="Alice", scopes=frozenset(), is_service=False)
+
+
+def _search_world(w: World, todo: int) -> None:
+    for i in range(4):
+        sid = w.session(todo, f"billing question {i}")
+        w.message(sid, MESSAGE_TEXT)
+    w.session(todo, "unrelated chat")
+    w.settle_stream()
+
+
+def _search(n: int) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        todo = w.todo()
+        _search_world(w, todo)
+        query = " ".join(SEARCH_WORDS[:n])
+
+        def run() -> Reply:
+            reply = w.gql(SEARCH, {"todoId": todo, "searchQuery": query})
+            if len(reply.body.get("data", {}).get("getSearchTodoChatSessions") or []) != 4:
+                raise AssertionError(f"search {query!r} did not find the 4 sessions: {reply.body}")
+            return reply
+
+        return run
+
+    return setup
+
+
+# ---------------------------------------------------------------- REST scenarios
+
+def _rest_create_channel(w: World) -> Callable[[], Reply]:
+    return lambda: w.rest("POST", "/v1/channels", {"name": "support"})
+
+
+def _rest_get_channel(w: World) -> Callable[[], Reply]:
+    ch = w.channel()
+    w.rest_session(ch)
+    return lambda: w.rest("GET", f"/v1/channels/{ch}")
+
+
+def _rest_create_session(w: World) -> Callable[[], Reply]:
+    ch = w.channel()
+    return lambda: w.rest("POST", f"/v1/channels/{ch}/sessions", {"title": "Customer Support"})
+
+
+def _rest_list_sessions(w: World) -> Callable[[], Reply]:
+    ch = w.channel()
+    for i in range(5):
+        w.rest_session(ch, f"session {i}")
+    return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions", query={"limit": "20"})
+
+
+def _rest_search(n: int) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        ch = w.channel()
+        for i in range(4):
+            ses = w.rest_session(ch, f"billing question {i}")
+            w.rest("POST", f"/v1/sessions/{ses}/messages", {"content": MESSAGE_TEXT}).check()
+        w.rest_session(ch, "unrelated chat")
+        w.settle_stream()
+        q = " ".join(SEARCH_WORDS[:n])
+        return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions/search", query={"q": q})
+
+    return setup
+
+
+def _rest_post_to_channel(with_session: bool) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        ch = w.channel()
+        body: dict[str, Any] = {"content": MESSAGE_TEXT}
+        if with_session:
+            body["session_id"] = w.rest_session(ch)
+        return lambda: w.rest("POST", f"/v1/channels/{ch}/messages", body)
+
+    return setup
+
+
+def _rest_session_route(method: str, suffix: str = "", body: Any = None, messages: int = 0,
+                        query: dict[str, str] | None = None, fresh: bool = False
+                        ) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        ch = w.channel()
+        pending = [w.rest_session(ch) for _ in range(3 if fresh else 1)]
+        for _ in range(messages):
+            w.rest("POST", f"/v1/sessions/{pending[0]}/messages", {"content": MESSAGE_TEXT}).check()
+
+        def run() -> Reply:
+            ses = pending.pop() if fresh else pending[0]
+            return w.rest(method, f"/v1/sessions/{ses}{suffix}", body, query=query)
+
+        return run
+
+    return setup
+
+
+def _rest_create_agent(w: World) -> Callable[[], Reply]:
+    counter = iter(range(1_000_000))
+    return lambda: w.rest("POST", "/v1/agents", {"slug": f"agent-{next(counter)}-{w.rng.randrange(10**9)}",
+                                                 "name": "Agent"}, claims=w.bot)
+
+
+def _rest_agents(path_kind: str) -> Callable[[World], Callable[[], Reply]]:
+    def setup(w: World) -> Callable[[], Reply]:
+        created = w.rest("POST", "/v1/agents", {"slug": f"helper-{w.rng.randrange(10**9)}", "name": "Helper"},
+                         claims=w.bot).check().body
+        if path_kind == "list":
+            return lambda: w.rest("GET", "/v1/agents", claims=w.bot)
+        return lambda: w.rest("GET", f"/v1/agents/{created['id']}", claims=w.bot)
+
+    return setup
+
+
+def scenarios() -> list[Scenario]:
+    g, r = "graphql", "rest"
+    out = [
+        Scenario("getOneTodoChatSession", g, 1, _get_one, guide=True),
+        Scenario("getTodoChatSessions", g, 2, _list, guide=True),
+        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, 2, _list_paged),
+        Scenario("createTodoChatSession", g, 2, _create, guide=True),
+        Scenario("updateTodoChatSession", g, 1, _update, guide=True),
+        Scenario("createTodoChatMessage", g, 2, _post_message, guide=True),
+        Scenario("getOrCreateUserStartTodoChatSession (existing)", g, 2, _starter_existing, guide=True),
+        *(Scenario(f"getSearchTodoChatSessions ({n} word{'s' if n > 1 else ''})", g, n + 1, _search(n),
+                   needs_stream=True, guide=n == 1) for n in (1, 2, 3)),
+        Scenario("deleteTodoChatSession", g, 1, _delete, guide=True),
+        *(Scenario(f"deleteManyTodoChatSession ({k} ids)", g, delete_many_budget(k), _delete_many(k),
+                   guide=k == 25) for k in (1, 25, 26, 100)),
+        Scenario("updateTodoChatSessionCustomBotConfig (agent checked)", g, None, _bot_config),
+        Scenario("closeTodoChatSession", g, None, _close),
+        # REST
+        Scenario("REST GET /v1/sessions/{id}", r, 1, _rest_session_route("GET", messages=2), guide=True),
+        Scenario("REST POST /v1/sessions/{id}/messages", r, 2,
+                 _rest_session_route("POST", "/messages", {"content": MESSAGE_TEXT}), guide=True),
+        Scenario("REST GET /v1/sessions/{id}/messages", r, 1,
+                 _rest_session_route("GET", "/messages", messages=3, query={"limit": "20"}), guide=True),
+        Scenario("REST POST /v1/channels", r, None, _rest_create_channel),
+        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel),
+        Scenario("REST POST /v1/channels/{id}/sessions", r, None, _rest_create_session),
+        Scenario("REST GET /v1/channels/{id}/sessions", r, 2, _rest_list_sessions, guide=True),
+        *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r, n + 1,
+                   _rest_search(n), needs_stream=True) for n in (1, 2)),
+        Scenario("REST POST /v1/channels/{id}/messages (new session)", r, None, _rest_post_to_channel(False)),
+        Scenario("REST POST /v1/channels/{id}/messages (session_id)", r, None, _rest_post_to_channel(True)),
+        Scenario("REST PATCH /v1/sessions/{id}", r, None, _rest_session_route("PATCH", body={"title": "Renamed"})),
+        Scenario("REST POST /v1/sessions/{id}/close", r, None, _rest_session_route("POST", "/close", body={})),
+        Scenario("REST DELETE /v1/sessions/{id}", r, 1, _rest_session_route("DELETE", fresh=True)),
+        Scenario("REST POST /v1/agents", r, None, _rest_create_agent),
+        Scenario("REST GET /v1/agents", r, None, _rest_agents("list")),
+        Scenario("REST GET /v1/agents/{id}", r, None, _rest_agents("get")),
+    ]
+    return out
+
+
+def rest_available() -> bool:
+    try:
+        import chatkeep.rest.app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def stream_available() -> bool:
+    try:
+        import chatkeep.stream.processor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def measure(world: World, scenario: Scenario) -> tuple[int, dict[str, int], Reply]:
+    """Set the scenario up (which warms the client, the handlers and the cached documents of the fixtures),
+    then count the DynamoDB requests of one call."""
+    run = scenario.setup(world)
+    world.counter.reset()
+    reply = run().check()
+    return world.counter.total, dict(world.counter.calls), reply
