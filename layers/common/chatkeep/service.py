@@ -375,7 +375,8 @@ class ChatService:
             if mid is not None:
                 position = self.repo.message_position(ws, mid)
                 if position is None or position[0] != sid:
-                    raise BadInput(f"'{name}' does not name a message of this session")
+                    # A reference to a message that is not there (REST 404), like a session that is not there.
+                    raise NotFound(f"'{name}': message {ids.encode(ids.Kind.MESSAGE, mid)} not found in this session")
                 bounds[name] = position[1]
         session, messages, has_more = self.repo.list_messages(
             ws, sid, limit=limit, newest_first=order == "desc", after_sk=bounds["after"],
