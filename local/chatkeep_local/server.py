@@ -496,6 +496,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the router, as on API Gateway (TRACE, QUERY, ...: an unknown route is a JSON 404,
+        # never http.server's 501 page).
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
 
 def banner(runtime: LocalRuntime) -> str:
     defaults = tpl.jwt_defaults(runtime.template)
