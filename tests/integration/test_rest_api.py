@@ -299,7 +299,7 @@ def test_list_sessions_paging(alice: Client) -> None:
     assert_error(alice.get(path, query={"limit": "101"}), 422)
     assert_error(alice.get(path, query={"limit": "0"}), 422)
     assert_error(alice.get(path, query={"status": "open"}), 422)
-    assert_error(alice.get(path, query={"cursor": "bm90LWEtY3Vyc29y"}), 422)
+    assert_error(alice.get(path, query={"cursor": "bm90LWEtY3Vyc29y"}), 400, "bad_request")
 
 
 def test_search_sessions_routes(alice: Client) -> None:
@@ -392,10 +392,10 @@ def test_history_pages_both_ways(alice: Client) -> None:
 
     assert_error(alice.get(path, query={"order": "sideways"}), 422)
     assert_error(alice.get(path, query={"after": "nope"}), 400, "bad_request")
-    assert_error(alice.get(path, query={"after": "msg_c1s"}), 422)  # not a message of this session
+    assert_error(alice.get(path, query={"after": "msg_c1s"}), 404)  # not a message of this session
     other = alice.session(alice.channel()["id"])
     foreign = alice.message(other["id"], "elsewhere")["id"]
-    assert_error(alice.get(path, query={"before": foreign}), 422)
+    assert_error(alice.get(path, query={"before": foreign}), 404)
 
 
 # ---------------------------------------------------------------- agents

@@ -15,10 +15,10 @@ from aws_lambda_powertools.event_handler import Response
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.observability import logger
-from chatkeep.rest.schemas import ErrorBody
+from chatkeep.rest.schemas import ErrorBody, GatewayError
 
-# Query parameters that carry ids: malformed ones are a 400 like malformed path ids.
-ID_QUERY_PARAMS = frozenset({"after", "before"})
+# Query parameters that carry ids (or a cursor): malformed ones are a 400 like malformed path ids.
+ID_QUERY_PARAMS = frozenset({"after", "before", "cursor"})
 
 
 class BadRequest(ChatkeepError):
@@ -53,6 +53,8 @@ _DESCRIPTIONS = {
     503: "The data store is busy or unreachable; nothing was written, retry",
 }
 COMMON = (400, 401, 403, 404, 422, 429, 500, 503)
+# Statuses API Gateway may answer itself, with its own body `{"message": "..."}`.
+GATEWAY_STATUSES = frozenset({401, 413, 429, 500, 503})
 
 
 def declare(success: int, model: Any, description: str, *extra: int) -> dict[int, Any]:
@@ -63,8 +65,9 @@ def declare(success: int, model: Any, description: str, *extra: int) -> dict[int
     else:
         responses[success] = {"description": description, "content": {"application/json": {"model": model}}}
     for status in sorted({*COMMON, *extra}):
+        model = ErrorBody | GatewayError if status in GATEWAY_STATUSES else ErrorBody
         responses[status] = {"description": _DESCRIPTIONS[status],
-                             "content": {"application/json": {"model": ErrorBody}}}
+                             "content": {"application/json": {"model": model}}}
     return responses
 
 

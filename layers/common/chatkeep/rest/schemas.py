@@ -40,20 +40,24 @@ CHANNEL_ID_PATTERN = id_pattern("ch")
 AGENT_ID_PATTERN = id_pattern("agt")
 MESSAGE_ID_PATTERN = id_pattern("msg")
 
+# A page cursor: the last session's activity time (compact ISO 8601) and its id. Treat it as opaque.
+CURSOR_PATTERN = rf"^[0-9]{{8}}T[0-9]{{9}}Z\.{_NUMBER}$"
+
 AgentIdIn = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN),
                       Field(description="An agent id (`agt_...`)", examples=["agt_1x2y3z"])]
 
 # ---------------------------------------------------------------- metadata
 
-# DynamoDB numbers: at most 38 significant digits, magnitude in [1e-130, 9.9e125] (or 0).
-_MAX_INT = 10**38 - 1
-_MAX_NUM = 9.9e125
+# DynamoDB numbers (chatkeep.limits.check_metadata): integers of at most 38 digits; other numbers 0 or of a
+# magnitude in [1e-130, 1e125).
+_MAX_INT = 10**limits.MAX_NUMBER_DIGITS - 1
+_MAX_NUM = 1e125
 _MIN_NUM = 1e-130
 
 
 def _dynamo_number(value: float) -> float:
-    if value != 0 and not _MIN_NUM <= abs(value) <= _MAX_NUM:
-        raise ValueError(f"numbers must be 0 or have a magnitude between {_MIN_NUM} and {_MAX_NUM}")
+    if value != 0 and not _MIN_NUM <= abs(value) < _MAX_NUM:
+        raise ValueError(f"numbers must be 0 or have a magnitude between {_MIN_NUM} and {_MAX_NUM} (excluded)")
     return value
 
 
@@ -63,8 +67,8 @@ MetaFloat = Annotated[
     Field(allow_inf_nan=False),
     AfterValidator(_dynamo_number),
     WithJsonSchema({"anyOf": [
-        {"type": "number", "minimum": _MIN_NUM, "maximum": _MAX_NUM},
-        {"type": "number", "minimum": -_MAX_NUM, "maximum": -_MIN_NUM},
+        {"type": "number", "minimum": _MIN_NUM, "exclusiveMaximum": _MAX_NUM},
+        {"type": "number", "exclusiveMinimum": -_MAX_NUM, "maximum": -_MIN_NUM},
         {"type": "number", "const": 0},
     ]}),
 ]
@@ -135,6 +139,13 @@ class ErrorDetail(ResponseModel):
 
 class ErrorBody(ResponseModel):
     error: ErrorDetail
+
+
+class GatewayError(ResponseModel):
+    """What API Gateway itself answers before the function runs (JWT authorizer 401, throttling 429, body
+    over 10 MB 413) or when it cannot get an answer from it (500/503)."""
+
+    message: str = Field(examples=["Unauthorized"])
 
 
 # ---------------------------------------------------------------- channels
@@ -248,12 +259,20 @@ class ChannelMessageOut(ResponseModel):
 # ---------------------------------------------------------------- agents
 
 
+Temperature = Annotated[
+    float,
+    Field(ge=0, le=2, allow_inf_nan=False),
+    AfterValidator(_dynamo_number),
+    WithJsonSchema({"anyOf": [{"type": "number", "const": 0}, {"type": "number", "minimum": _MIN_NUM, "maximum": 2}]}),
+]
+
+
 class CreateAgentIn(RequestModel):
     slug: Annotated[str, StringConstraints(pattern=limits.SLUG.pattern)] = Field(
         description="Unique in the workspace: 1-63 of a-z, 0-9 and '-'")
     name: Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME, pattern=_NON_BLANK)]
     model: Annotated[str, StringConstraints(max_length=limits.MAX_MODEL)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    temperature: Temperature | None = None
     system_prompt: str | None = Field(
         default=None, description=f"At most {limits.MAX_SYSTEM_PROMPT_BYTES} bytes (UTF-8), else 413")
 

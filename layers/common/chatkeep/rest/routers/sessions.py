@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -22,19 +23,48 @@ from chatkeep.rest.common import (
     session_json,
 )
 from chatkeep.rest.errors import declare
-from chatkeep.rest.schemas import CreateSessionIn, SessionList, SessionOut, SessionSearchResult, UpdateSessionIn
+from chatkeep.rest.schemas import (
+    CURSOR_PATTERN,
+    CreateSessionIn,
+    SessionList,
+    SessionOut,
+    SessionSearchResult,
+    UpdateSessionIn,
+)
 from chatkeep.service import UNSET
 
 router = Router()
 
 Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
-                                     description="`next_cursor` of the previous page")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")]
 Status = Annotated[Literal["active", "expired", "closed"] | None, Query(description="Only sessions in this state")]
 SearchQuery = Annotated[str | None, Query(
     max_length=256, description=f"Words to find in titles and messages (prefixes; case- and accent-insensitive; "
                                 f"every word must match; at most {text.MAX_QUERY_WORDS} words). Empty: all "
                                 f"sessions by recency")]
+
+
+def to_rest_cursor(repo_cursor: str | None) -> str | None:
+    """The repository's cursor (last session's activity key) as `<compact ISO time>.<base32 session id>`:
+    a shape the OpenAPI document can state exactly, so any string of that shape is a valid cursor."""
+    if repo_cursor is None:
+        return None
+    from chatkeep.repository.dynamodb import decode_cursor
+
+    activity_sk, sid = decode_cursor(repo_cursor)
+    stamp = activity_sk.split("#")[1]
+    return f"{re.sub(r'[-:.]', '', stamp)}.{ids.encode(ids.Kind.SESSION, sid)[len('ses_'):]}"
+
+
+def from_rest_cursor(cursor: str) -> str:
+    from chatkeep.repository import keys
+    from chatkeep.repository.dynamodb import encode_cursor
+
+    compact, number = cursor.split(".")
+    sid = decode(ids.Kind.SESSION, f"ses_{number}")
+    stamp = (f"{compact[0:4]}-{compact[4:6]}-{compact[6:8]}T{compact[9:11]}:{compact[11:13]}:{compact[13:15]}"
+             f".{compact[15:18]}Z")
+    return encode_cursor(keys.activity_sk(stamp, sid), sid)
 
 
 @router.post("/v1/channels/<channel_id>/sessions", tags=["sessions"], summary="Create a session",
@@ -62,11 +92,12 @@ def create_session(channel_id: ChannelIdPath, body: CreateSessionIn,
 def list_sessions(channel_id: ChannelIdPath, limit: Limit = 20, cursor: Cursor = None,
                   status: Status = None):
     p = principal(router.current_event)
-    page = service().list_sessions(p, decode(ids.Kind.CHANNEL, channel_id), limit=limit, cursor=cursor,
-                                   status=status, require_container=True)
+    page = service().list_sessions(p, decode(ids.Kind.CHANNEL, channel_id), limit=limit,
+                                   cursor=None if cursor is None else from_rest_cursor(cursor), status=status,
+                                   require_container=True)
     now = clock.now()
     return json_response(200, {"data": [session_json(s, now) for s in page.sessions], "has_more": page.has_more,
-                               "next_cursor": page.next_cursor, "total_count": page.total_count})
+                               "next_cursor": to_rest_cursor(page.next_cursor), "total_count": page.total_count})
 
 
 @router.get("/v1/channels/<channel_id>/sessions/search", tags=["sessions"], summary="Search a channel's sessions",
