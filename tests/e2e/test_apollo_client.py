@@ -5,10 +5,12 @@ PersistedQueryLink. Skipped, with the reason, when node or the npm packages are 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,17 @@ def require_node() -> str:
     return NODE
 
 
+def register_agent(local_api: Any, ws: str, slug: str, name: str) -> int:
+    """test_graphql_e2e.register_agent, loaded by path (works whether or not tests/e2e is a package)."""
+    module_name = "_chatkeep_graphql_e2e_helpers"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name("test_graphql_e2e.py"))
+        assert spec and spec.loader
+        sys.modules[module_name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module_name])
+    return sys.modules[module_name].register_agent(local_api, ws, slug, name)
+
+
 def run_node(script: str, env: dict[str, str], timeout: int = 180) -> dict[str, Any]:
     node = require_node()
     done = subprocess.run([node, script], cwd=APOLLO, env={**os.environ, **env}, capture_output=True, text=True,
@@ -40,8 +53,6 @@ def run_node(script: str, env: dict[str, str], timeout: int = 180) -> dict[str, 
 
 
 def test_given_the_guides_client_code_on_apollo_client_4_then_the_whole_flow_works(request):
-    from test_graphql_e2e import register_agent
-
     require_node()  # before starting the runtime
     local_api = request.getfixturevalue("local_api")
     ws = f"ws-apollo-{uuid.uuid4().hex[:10]}"
