@@ -18,6 +18,41 @@ from typing import Any
 from bench.common import RESULTS, moto_tables, print_table
 
 SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost")
+PARTS = RESULTS / "parts"
+SECTION_KEYS = {"requests": "requests", "cold": "cold_start", "overhead": "overhead", "scale": "scale",
+                "stream": "stream", "cost": "cost"}
+
+
+def _parts() -> dict[str, Any]:
+    """Results of the sections already run in their own processes (this run's)."""
+    out: dict[str, Any] = {}
+    for section, key in SECTION_KEYS.items():
+        path = PARTS / f"{section}.json"
+        if path.exists():
+            out[section] = json.loads(path.read_text()).get(key)
+    return out
+
+
+def _per_process(only: list[str], quick: bool) -> int:
+    import shutil
+    import subprocess
+
+    shutil.rmtree(PARTS, ignore_errors=True)
+    started = time.time()
+    status = 0
+    for section in [s for s in SECTIONS if s in only]:
+        cmd = [sys.executable, "-m", "bench", "--only", section, *(["--quick"] if quick else [])]
+        status |= subprocess.run(cmd, check=False).returncode
+    report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                              "python": platform.python_version(), "machine": platform.machine(),
+                              "cpus": os.cpu_count(), "quick": quick, "seconds": round(time.time() - started, 1)}
+    for section, value in _parts().items():
+        report[SECTION_KEYS[section]] = value
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "bench.json"
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"\nwrote {out} in {report['seconds']} s (one process per section)")
+    return status
 
 
 @contextlib.contextmanager
@@ -90,8 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes (a smoke run)")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the sections in this process (default: one fresh process per section, so that "
+                             "moto's state of one section cannot weigh on the next)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
+    if not args.in_process and len(only) > 1:
+        return _per_process(only, args.quick)
     started = time.time()
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                               "python": platform.python_version(), "machine": platform.machine(),
@@ -121,12 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench import cost
 
         with quiet():
-            result = cost.run(report.get("requests"), report.get("overhead"), report.get("stream"))
+            parts = _parts()
+            result = cost.run(report.get("requests") or parts.get("requests"),
+                              report.get("overhead") or parts.get("overhead"),
+                              report.get("stream") or parts.get("stream"))
         print(result["table"])
         report["cost"] = result
     report["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "bench.json"
+    out = RESULTS / "bench.json" if args.in_process or len(only) > 1 else PARTS / f"{only[0]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {out} in {report['seconds']} s")
     over = [n for n, r in (report.get("requests") or {}).items()
