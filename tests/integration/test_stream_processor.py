@@ -7,6 +7,7 @@ an API delete and a TTL delete (REMOVE with the service identity) leave no item 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -363,3 +364,43 @@ def test_sample_events_through_the_lambda_handler(harness: Harness, name: str):
         image = record["dynamodb"]["NewImage"]
         ws, cid, sid = image["ws"]["S"], int(image["cid"]["N"]), int(image["sid"]["N"])
         assert SearchIndex().matching_sessions(ws, cid, ["cafe"]) == {sid: True}
+
+
+def test_poison_session_dead_lettered_does_not_lose_healthy_sessions(harness: Harness):
+    """Lambda's path for a poison pill: the batch fails whole (bisect), the half holding the poison is
+    retried until given up and dead-lettered, the other half and later batches go on. A healthy session
+    whose records sat in the dead-lettered half must not lose them (its watermark moves on later)."""
+    h = harness
+    bad = h.service.create_session(h.user, 950, title="Poison")
+    late = h.service.create_session(h.user, 950, title="Healthy")
+    h.settle()
+    for n in range(3):
+        h.service.post_message(h.user, bad.id, content=f"bad {n}")
+        h.service.post_message(h.user, late.id, content=f"late {n}")
+    records = h.reader.read_new()
+
+    def poison(key: tuple[str, int], at: str) -> None:
+        if key[1] == bad.id:
+            raise RuntimeError("poison")
+
+    def attempt(batch: list[dict]) -> None:
+        # BatchProcessingError when the whole batch failed: Lambda bisects (below)
+        with contextlib.suppress(Exception):
+            h.deliver(batch, CoalescingBatchProcessor(fail_session=poison))
+
+    attempt(records)  # whole batch fails (bad owns the first record)
+    half = len(records) // 2
+    for _ in range(5):  # MaximumRetryAttempts on the first half, then it is dead-lettered
+        attempt(records[:half])
+    dead_letter = records[:half]
+    for _ in range(6):  # the second half: the poison is still there, retried, dead-lettered too
+        attempt(records[half:])
+    dead_letter += records[half:]
+    h.service.post_message(h.user, late.id, content="late 3")  # later batches move the watermark on
+    h.settle()
+    assert h.session_item(late.id)["message_count"] == 4
+    # operators replay the dead-lettered range once the poison is fixed: everything exact
+    assert h.deliver(dead_letter) == {"batchItemFailures": []}
+    assert h.session_item(late.id)["message_count"] == 4
+    # (the poisoned session itself is exact here only because nothing of it came after the dead letters)
+    assert h.session_item(bad.id)["message_count"] == 3

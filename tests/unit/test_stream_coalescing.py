@@ -233,8 +233,9 @@ def test_failed_session_reports_its_first_record_and_everything_after():
     response, proc = run(records, store)
     want = [r["dynamodb"]["SequenceNumber"] for r in records[1:]]
     assert failed_ids(response) == want
-    # A (first record before the cutoff) ran with all its records; C (entirely after) did not run
-    assert [(sid, len(s)) for sid, s in store.count_calls] == [(1, 2)]
+    # every healthy session ran in full, also C (entirely after the cutoff): should the failing session
+    # be a poison pill, the reported range is dead-lettered and C's records must already be counted
+    assert [(sid, len(s)) for sid, s in store.count_calls] == [(1, 2), (3, 1)]
     assert proc.stats.failed_sessions == 1
 
 
@@ -257,7 +258,7 @@ def test_unclassifiable_record_is_reported_with_its_suffix():
     store = FakeStore()
     response, _ = run(records, store)
     assert failed_ids(response) == [bad["dynamodb"]["SequenceNumber"], bad_first["dynamodb"]["SequenceNumber"]]
-    assert [sid for sid, _ in store.count_calls] == [1]
+    assert [sid for sid, _ in store.count_calls] == [1, 2]  # healthy sessions run in full (DLQ safety)
 
 
 def test_whole_batch_failure_raises_so_lambda_bisects():

@@ -14,7 +14,11 @@ Powertools `BatchProcessor` (event type DynamoDBStreams) drives the invocation t
    unclassifiable record) is a candidate; the lowest sequence number among them is the cutoff, and
    that record and every later record of the batch are reported in `batchItemFailures` (Lambda
    retries from the lowest failed sequence number anyway; reporting the suffix says so explicitly).
-   Sessions whose first record lies after the cutoff are not run at all: they will be replayed.
+   Every healthy session still runs in full, even one whose records all lie after the cutoff: if the
+   failing session is a poison pill, Lambda eventually dead-letters the reported range, and a healthy
+   session's records in it must already be counted and indexed by then (a later batch would move its
+   watermark past them, so a DLQ replay could not add them back). On the retries the watermark turns
+   this repeated work into a failed conditional write per session and idempotent index Puts.
 
 Everything is idempotent under replay of the batch or of any suffix of it: counts through the
 per-session watermark (repository/stream_store.py), index writes are Puts/Deletes of fixed keys, and
@@ -244,7 +248,8 @@ class CoalescingBatchProcessor(BatchProcessor):
             causes.setdefault(plan.first_sequence, exc)
 
         def in_play(plan: SessionPlan) -> bool:
-            return plan.key not in failed_keys and (cutoff is None or plan.first_sequence < cutoff)
+            # Not limited to sessions before the cutoff: see the module docstring (poison pills, DLQ).
+            return plan.key not in failed_keys
 
         # 1) cascades and counts, session by session
         for plan in plans:
