@@ -191,3 +191,63 @@ def settle_stream(reader: Any, rounds: int = 6) -> None:
             result = handle({"Records": records[start:start + 100]}, None, processor=CoalescingBatchProcessor())
             assert result == {"batchItemFailures": []}, result
     raise AssertionError("the stream does not settle")
+
+
+# ---------------------------------------------------------------- the local runtime (one per test session)
+
+_LOCAL: dict[str, Any] = {}
+
+
+def shared_local_api(tmp_path_factory: Any) -> Any:
+    """One `chatkeep dev` for tests/security and tests/reliability (tests/e2e has its own): started on first
+    use, stopped at exit. Its log (`.log_path`) is what the log-privacy test reads."""
+    import atexit
+    from pathlib import Path
+
+    import pytest
+
+    if "api" in _LOCAL:
+        return _LOCAL["api"]
+    try:
+        from chatkeep_local.testing import LocalApiProcess
+    except ImportError:
+        pytest.skip("the local runtime (chatkeep_local) is not there yet")
+    repo = Path(__file__).resolve().parents[2]
+    logs = tmp_path_factory.mktemp("local-runtime-security")
+    endpoint = serialized_moto_server()
+    api = LocalApiProcess(repo / "template.yaml", cwd=repo, log_path=logs / "chatkeep-dev.log",
+                          extra_args=["--endpoint-url", endpoint])
+    api.start()
+    atexit.register(api.stop)
+    _LOCAL["api"] = api
+    return api
+
+
+def serialized_moto_server() -> str:
+    """A moto server that handles one request at a time, as DynamoDB applies each request atomically.
+
+    `chatkeep dev`'s embedded moto server is threaded, and moto is not thread-safe: under concurrent
+    transactions it fails with 500s ("dictionary changed size during iteration" while a transaction
+    deep-copies a table). Until the local runtime serializes its moto server, the suites that drive it
+    concurrently start this one and pass it with --endpoint-url."""
+    import threading
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    lock = threading.Lock()
+
+    def serialized(environ: Any, start_response: Any) -> Any:
+        with lock:
+            return list(app(environ, start_response))
+
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    server = make_server("127.0.0.1", 0, serialized, threaded=True, request_handler=Quiet)
+    threading.Thread(target=server.serve_forever, name="serialized-moto", daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"
