@@ -252,7 +252,8 @@ class LocalRuntime:
                 )
 
         dispatcher = BatchDispatcher(invoke, src, self.dlq, on_event=on_event)
-        self.poller = StreamPoller(streams, src.table, src, dispatcher, swept=self.swept)
+        housekeeping = _prune_moto_shard_iterators if self.moto is not None else None
+        self.poller = StreamPoller(streams, src.table, src, dispatcher, swept=self.swept, housekeeping=housekeeping)
         self.poller.prime()
         self.poller.start()
         log.info(
@@ -419,8 +420,21 @@ class LocalRuntime:
             "table": self.poller.table_name,
             "function": self.poller.source.function,
             "error": self.poller.error,
+            "last_error": self.poller.last_error,
             **self.poller.counters(),
         }
+
+
+def _prune_moto_shard_iterators(keep: int = 1000) -> None:
+    """The embedded moto keeps every shard iterator it ever handed out, and the poller asks for a new one
+    on every poll (two a poll, with GetRecords' NextShardIterator): keep only the newest `keep`."""
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    for account in list(dynamodbstreams_backends.keys()):
+        for backend in list(dynamodbstreams_backends[account].values()):
+            iterators = backend.shard_iterators
+            for arn in list(iterators)[:-keep]:  # insertion order: oldest first
+                iterators.pop(arn, None)
 
 
 def _with_list(resp: tuple[int, Mapping[str, str], bytes]) -> tuple[int, list[tuple[str, str]], bytes]:

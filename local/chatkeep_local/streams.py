@@ -16,6 +16,13 @@ event source mapping does:
   AWS sends only the batch's metadata there; locally the records are included too, for debugging.
 
 Records are processed strictly in order, one batch at a time, as Lambda does for one shard.
+
+The poller remembers, per shard, the sequence number of the last record it read, and asks for a new
+iterator after it (AFTER_SEQUENCE_NUMBER) on every poll instead of following NextShardIterator from one
+poll to the next: moto rolls a cancelled TransactWriteItems back by putting a deep copy of the table
+(stream shard included, same ShardId) in its place, and an iterator kept across that points at the
+discarded copy for ever (no error, no records). A shard read to its end without a NextShardIterator is
+closed and not read again.
 """
 
 from __future__ import annotations
@@ -230,7 +237,7 @@ class BatchDispatcher:
         self.stats.invocations += 1
         try:
             response = self.invoke(event)
-        except Exception:
+        except (Exception, SystemExit):  # Lambda reports sys.exit() in a handler as a function error
             log.exception("%s: function error on a batch of %d", self.source.function, len(records))
             self.stats.function_errors += 1
             return "error", None
@@ -347,8 +354,10 @@ class StreamPoller(threading.Thread):
         *,
         swept: SweptKeys | None = None,
         poll_interval: float = 0.25,
+        housekeeping: Callable[[], None] | None = None,
     ):
         super().__init__(name=f"stream-poller-{table_name}", daemon=True)
+        self.housekeeping = housekeeping  # called every 30 s from the poller thread
         self.client = streams_client
         self.table_name = table_name
         self.source = source
@@ -356,7 +365,9 @@ class StreamPoller(threading.Thread):
         self.swept = swept
         self.poll_interval = poll_interval
         self.stream_arn: str | None = None
-        self._iterators: dict[str, str | None] = {}
+        self._shards: list[str] = []  # shards being read, in the order they appeared
+        self._positions: dict[str, str] = {}  # shard -> sequence number of the last record read
+        self._closed: set[str] = set()  # shards read to their end (no NextShardIterator)
         self._buffer: list[dict[str, Any]] = []
         self._first_buffered_at: float | None = None
         self._stop = threading.Event()
@@ -364,8 +375,11 @@ class StreamPoller(threading.Thread):
         self._drain_requested = 0
         self._drain_done = 0
         self.records_seen = 0
-        self.error: str | None = None
+        self.error: str | None = None  # the error of the last loop, None once a loop succeeds
+        self.last_error: dict[str, Any] | None = None  # the most recent error, kept: {error, at, count}
+        self.errors = 0
         self._last_shard_refresh = 0.0
+        self._last_housekeeping = time.monotonic()
 
     # -- control
     def stop(self) -> None:
@@ -383,7 +397,8 @@ class StreamPoller(threading.Thread):
             ok = self._cond.wait_for(
                 lambda: self._drain_done >= target or not self.is_alive(), timeout=timeout
             )
-        return {"drained": bool(ok and self._drain_done >= target), **self.counters()}
+        drained = bool(ok and self._drain_done >= target and self.is_alive())
+        return {"drained": drained, **self.counters()}
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -391,6 +406,8 @@ class StreamPoller(threading.Thread):
             "pending": len(self._buffer),
             "dlq": len(self.dispatcher.dlq),
             **self.dispatcher.stats.as_dict(),
+            "errors": self.errors,
+            "positions": dict(self._positions),
         }
 
     # -- stream access
@@ -399,23 +416,45 @@ class StreamPoller(threading.Thread):
         return streams[-1]["StreamArn"] if streams else None
 
     def _refresh_shards(self) -> None:
-        """Start an iterator on every shard not seen yet: the first ones at the mapping's
-        StartingPosition, the ones that appear later (children of split shards) at TRIM_HORIZON."""
+        """Track every shard not seen yet: the first ones from the mapping's StartingPosition, the ones
+        that appear later (children of split shards) from TRIM_HORIZON."""
         assert self.stream_arn
         desc = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        first = not self._iterators
-        position = self.source.starting_position if first else "TRIM_HORIZON"
-        if position not in ("TRIM_HORIZON", "LATEST"):
-            position = "TRIM_HORIZON"
+        first = not self._shards
         for shard in desc.get("Shards") or []:
             sid = shard["ShardId"]
-            if sid in self._iterators:
+            if sid in self._shards:
                 continue
-            it = self.client.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=sid, ShardIteratorType=position
-            )["ShardIterator"]
-            self._iterators[sid] = it
+            self._shards.append(sid)
+            if first and self.source.starting_position == "LATEST":
+                self._skip_to_end(sid)  # prime() runs before serving: nothing written later is missed
         self._last_shard_refresh = time.monotonic()
+
+    def _skip_to_end(self, sid: str) -> None:
+        """LATEST, as a position: just after the last record the shard holds now (TRIM_HORIZON if none)."""
+        while sid not in self._closed:
+            raws = self._read(sid)
+            if not raws:
+                return
+            self._positions[sid] = str(raws[-1]["dynamodb"]["SequenceNumber"])
+
+    def _shard_iterator(self, sid: str) -> str | None:
+        """A fresh iterator just after the last record read (never one kept from an earlier poll)."""
+        assert self.stream_arn
+        seq = self._positions.get(sid)
+        if seq is not None:
+            kw: dict[str, Any] = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq}
+        else:
+            kw = {"ShardIteratorType": "TRIM_HORIZON"}
+        return self.client.get_shard_iterator(StreamArn=self.stream_arn, ShardId=sid, **kw)["ShardIterator"]
+
+    def _read(self, sid: str) -> list[dict[str, Any]]:
+        """One GetRecords after the shard's position (the caller moves the position)."""
+        resp = self.client.get_records(ShardIterator=self._shard_iterator(sid), Limit=1000)
+        raws = resp.get("Records") or []
+        if not raws and not resp.get("NextShardIterator"):
+            self._closed.add(sid)
+        return raws
 
     def prime(self) -> bool:
         """Find the stream and position the iterators (call before serving, so LATEST misses nothing)."""
@@ -433,15 +472,19 @@ class StreamPoller(threading.Thread):
         elif time.monotonic() - self._last_shard_refresh > 5:
             self._refresh_shards()
         count = 0
-        for sid, it in list(self._iterators.items()):
-            if it is None:
-                continue  # closed shard
-            resp = self.client.get_records(ShardIterator=it, Limit=1000)
-            self._iterators[sid] = resp.get("NextShardIterator")
-            for raw in resp.get("Records") or []:
-                rec = to_lambda_record(raw, table=self.table_name, stream_arn=self.stream_arn, swept=self.swept)
-                self._buffer.append(rec)
-                count += 1
+        for sid in list(self._shards):
+            if sid in self._closed:
+                continue
+            raws = self._read(sid)
+            if not raws:
+                continue
+            recs = [
+                to_lambda_record(raw, table=self.table_name, stream_arn=self.stream_arn, swept=self.swept)
+                for raw in raws
+            ]
+            self._buffer.extend(recs)  # buffered, then the position moves: a record is never skipped
+            self._positions[sid] = str(raws[-1]["dynamodb"]["SequenceNumber"])
+            count += len(recs)
         if count and self._first_buffered_at is None:
             self._first_buffered_at = time.monotonic()
         self.records_seen += count
@@ -460,33 +503,64 @@ class StreamPoller(threading.Thread):
             batch = self._buffer[: self.source.batch_size]
             del self._buffer[: self.source.batch_size]
             self._first_buffered_at = time.monotonic() if self._buffer else None
-            self.dispatcher.dispatch(batch)
+            try:
+                self.dispatcher.dispatch(batch)
+            except BaseException:
+                # not a function error (those the dispatcher handles): keep the batch, retry it next loop
+                self._buffer[0:0] = batch
+                self._first_buffered_at = self._first_buffered_at or time.monotonic()
+                raise
+
+    def _failed(self, exc: BaseException) -> None:
+        """Log (once per distinct error, then every 100th) and remember an error; polling goes on."""
+        self.errors += 1
+        text = repr(exc)
+        same = self.last_error is not None and self.last_error["error"] == text
+        count = self.last_error["count"] + 1 if same and self.last_error else 1
+        if count == 1 or count % 100 == 0:
+            log.error("stream poller for %s (x%d): %s", self.table_name, count, text, exc_info=exc)
+        self.error = text
+        self.last_error = {"error": text, "at": datetime.now(UTC).isoformat(), "count": count}
+
+    def _loop_once(self) -> None:
+        with self._cond:
+            requested = self._drain_requested
+        draining = requested > self._drain_done
+        try:
+            new = self._poll()
+            self._dispatch_ready(draining)
+            if self.housekeeping and time.monotonic() - self._last_housekeeping > 30:
+                self._last_housekeeping = time.monotonic()
+                self.housekeeping()
+            self.error = None
+        except BaseException as exc:  # the emulator must keep running; say what happened
+            self._failed(exc)
+            self._stop.wait(max(self.poll_interval, 0.5))  # no busy loop on a persistent error
+            return  # a drain in progress stays pending (its caller times out: 504) until a clean pass
+        if draining and new == 0 and not self._buffer:
+            # every shard was read to its end with a fresh iterator and everything read was delivered
+            with self._cond:
+                self._drain_done = max(self._drain_done, requested)
+                self._cond.notify_all()
+            return
+        with self._cond:
+            if self._drain_requested > self._drain_done:
+                return
+            self._cond.wait(timeout=self.poll_interval)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._loop_once()
+                except BaseException as exc:  # a bug here must not end the thread silently
+                    self._failed(exc)
+                    self._stop.wait(1.0)
+        finally:
+            if not self._stop.is_set():
+                log.critical("stream poller for %s stopped unexpectedly", self.table_name)
             with self._cond:
-                requested = self._drain_requested
-            draining = requested > self._drain_done
-            try:
-                new = self._poll()
-                self._dispatch_ready(draining)
-                self.error = None
-            except Exception as exc:  # the emulator must keep running; say what happened
-                if self.error != repr(exc):
-                    log.exception("stream poller for %s", self.table_name)
-                self.error = repr(exc)
-                new = -1
-            if draining and new == 0 and not self._buffer:
-                with self._cond:
-                    self._drain_done = max(self._drain_done, requested)
-                    self._cond.notify_all()
-                continue
-            with self._cond:
-                if self._drain_requested > self._drain_done:
-                    continue
-                self._cond.wait(timeout=self.poll_interval)
-        with self._cond:
-            self._cond.notify_all()
+                self._cond.notify_all()
 
 
 def dlq_path(root: str | None = None) -> Path:

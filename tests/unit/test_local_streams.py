@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -287,3 +288,127 @@ def test_poller_batches_and_drains(moto_app, tmp_path):
     finally:
         poller.stop()
         poller.join(timeout=5)
+
+
+def cancelled_transaction(ddb):
+    """A TransactWriteItems whose condition fails. moto rolls it back by putting a deep copy of the
+    table back in place, stream shard included: same ShardId, a new object."""
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "ChatTable", "Item": {"pk": {"S": "tx"}, "sk": {"S": "S"}}}},
+            {"ConditionCheck": {"TableName": "ChatTable", "Key": {"pk": {"S": "missing"}, "sk": {"S": "S"}},
+                                "ConditionExpression": "attribute_exists(pk)"}},
+        ])
+
+
+def test_poller_keeps_reading_after_moto_replaces_the_shard(moto_app, tmp_path):
+    """Regression: after a cancelled transaction (any 404/409 of the API does one), the poller's shard
+    iterator pointed at the discarded shard copy: every later record was never seen, invocations stayed
+    0, and drain() still said drained."""
+    template, ddb, streams = moto_app
+    source = tpl.stream_source(template)
+    batches = []
+    d = BatchDispatcher(lambda e: batches.append(seqs(e)), source, LocalDlq(tmp_path / "d.jsonl"))
+    poller = StreamPoller(streams, "ChatTable", source, d, poll_interval=0.05)
+    assert poller.prime()
+    poller.start()
+    try:
+        ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "before"}, "sk": {"S": "S"}})
+        assert poller.drain(timeout=10)["records"] == 1
+        cancelled_transaction(ddb)
+        for i in range(3):
+            ddb.put_item(TableName="ChatTable", Item={"pk": {"S": f"after{i}"}, "sk": {"S": "S"}})
+        cancelled_transaction(ddb)
+        ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "last"}, "sk": {"S": "S"}})
+        result = poller.drain(timeout=10)
+        assert result["drained"] and result["records"] == 5 and result["records_succeeded"] == 5
+        flat = [s for b in batches for s in b]
+        assert flat == sorted(flat) and len(set(flat)) == 5
+        assert poller.error is None and poller.is_alive()
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+
+
+class FlakyStreams:
+    """A dynamodbstreams client whose get_records fails while `failing` is set."""
+
+    def __init__(self, client):
+        self.client = client
+        self.failing = False
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def get_records(self, **kw):
+        if self.failing:
+            raise ConnectionError("stream endpoint down")
+        return self.client.get_records(**kw)
+
+
+def test_poller_survives_errors_reports_them_and_drain_stays_honest(moto_app, tmp_path):
+    template, ddb, streams = moto_app
+    source = tpl.stream_source(template)
+    batches = []
+
+    def fn(event):
+        batches.append(seqs(event))
+        if len(batches) == 1:
+            raise SystemExit(1)  # a handler calling sys.exit(): a function error, not the poller's end
+
+    d = BatchDispatcher(fn, source, LocalDlq(tmp_path / "d.jsonl"), sleep=lambda s: None)
+    flaky = FlakyStreams(streams)
+    poller = StreamPoller(flaky, "ChatTable", source, d, poll_interval=0.05)
+    assert poller.prime()
+    poller.start()
+    try:
+        flaky.failing = True
+        ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "a"}, "sk": {"S": "S"}})
+        result = poller.drain(timeout=1)
+        assert not result["drained"] and result["records"] == 0 and result["errors"] >= 1
+        assert poller.is_alive() and "stream endpoint down" in poller.error
+        assert "stream endpoint down" in poller.last_error["error"] and poller.last_error["count"] >= 1
+        flaky.failing = False
+        result = poller.drain(timeout=10)
+        assert result["drained"] and result["records"] == 1 and result["records_succeeded"] == 1
+        assert result["function_errors"] == 1 and len(batches) == 2
+        assert poller.error is None and "stream endpoint down" in poller.last_error["error"]  # kept
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+
+
+def test_latest_starts_after_the_records_already_in_the_stream(moto_app, tmp_path):
+    template, ddb, streams = moto_app
+    source = dataclasses.replace(tpl.stream_source(template), starting_position="LATEST")
+    ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "old"}, "sk": {"S": "S"}})
+    batches = []
+    d = BatchDispatcher(lambda e: batches.append([r["dynamodb"]["Keys"]["pk"]["S"] for r in e["Records"]]),
+                        source, LocalDlq(tmp_path / "d.jsonl"))
+    poller = StreamPoller(streams, "ChatTable", source, d, poll_interval=0.05)
+    assert poller.prime()
+    poller.start()
+    try:
+        ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "new"}, "sk": {"S": "S"}})
+        assert poller.drain(timeout=10)["drained"]
+        assert batches == [["new"]]
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+
+
+def test_prune_moto_shard_iterators_keeps_the_newest(moto_app):
+    from chatkeep_local.server import _prune_moto_shard_iterators
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    _, ddb, streams = moto_app
+    ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "a"}, "sk": {"S": "S"}})
+    arn = streams.list_streams(TableName="ChatTable")["Streams"][0]["StreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    its = [
+        streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for _ in range(5)
+    ]
+    _prune_moto_shard_iterators(keep=2)
+    assert list(dynamodbstreams_backends["123456789012"]["us-east-1"].shard_iterators) == its[-2:]
+    assert len(streams.get_records(ShardIterator=its[-1])["Records"]) == 1
