@@ -129,6 +129,17 @@ def test_persistent_faults_answer_service_unavailable_and_write_nothing(
     assert "errors" not in body, raw
 
 
+def test_a_5xx_with_an_unknown_code_is_service_unavailable_not_masked(client: Any, sleeps: list[float]) -> None:
+    """Seen under load through chatkeep dev: the emulator's HTML 500 has no DynamoDB error code. botocore
+    retries it (5xx); what is left must be SERVICE_UNAVAILABLE (retry), not INTERNAL_SERVER_ERROR."""
+    from chatkeep import faults
+
+    plan = _inject(client, faults.Rule("TransactWriteItems", code="InternalFailure", status=500))
+    _, body, raw = gql("mutation{createTodoChatSession(data:{todoId: 1}){id}}", claims_=ALICE)
+    assert gql_code(body) == "SERVICE_UNAVAILABLE", raw
+    assert plan.attempts["TransactWriteItems"] == MAX_ATTEMPTS
+
+
 def test_a_fault_between_the_steps_of_a_starter_session_leaves_a_consistent_state(
         client: Any, sleeps: list[float]) -> None:
     """The starter session is written in steps (home container, then pointer + session in one transaction).

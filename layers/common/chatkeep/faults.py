@@ -44,6 +44,7 @@ class Rule:
     code: str = THROTTLED
     times: int | None = None
     match: Callable[[bytes], bool] | None = None
+    status: int | None = None  # HTTP status of the answer (default: DynamoDB's for `code`, else 400)
     fired: int = 0
 
     def applies(self, operation: str, body: bytes) -> bool:
@@ -97,7 +98,7 @@ class FaultPlan:
             raise EndpointConnectionError(endpoint_url=url)
         from botocore.awsrequest import AWSResponse
 
-        status = STATUS.get(rule.code, 400)
+        status = rule.status or STATUS.get(rule.code, 400)
         payload = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{rule.code}",
                               "message": "injected fault"}).encode()
         headers = {"x-amzn-requestid": "injected-fault", "content-type": "application/x-amz-json-1.0",

@@ -58,7 +58,9 @@ def translate_errors[T](call: Callable[[], T]) -> T:
     try:
         return call()
     except ClientError as exc:
-        if _error_code(exc) in _TRANSIENT:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        # Any 5xx is the store's fault whatever its code (an HTML 500 from a proxy or emulator has none).
+        if _error_code(exc) in _TRANSIENT or status >= 500:
             raise ServiceUnavailable("the data store is busy: nothing was written, retry shortly") from exc
         raise
     except BotoCoreError as exc:  # connection errors, timeouts
