@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from chatkeep.auth import principal_from_event
 from chatkeep.errors import ChatkeepError
 from chatkeep.rest import errors
+from chatkeep.rest.common import remember_principal
 from chatkeep.rest.routers import agents, channels, messages, sessions
 
 TITLE = "chatkeep REST API"
@@ -135,10 +136,11 @@ def _is_json(event: dict[str, Any]) -> bool:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     path = event.get("rawPath") or ""
+    caller = None
     if path not in PUBLIC_PATHS:
         # Identity before anything else: an unauthenticated request learns nothing about validation.
         try:
-            principal_from_event(event)
+            caller = principal_from_event(event)
         except ChatkeepError as exc:
             return _refuse(exc)
     if event.get("body") and not _is_json(event):
@@ -147,4 +149,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         from chatkeep.rest import idempotency
 
         idempotency.register_lambda_context(context)
-    return app.resolve(event, context)
+    remember_principal(event, caller)  # the routes' principal() reuses it instead of parsing the claims again
+    try:
+        return app.resolve(event, context)
+    finally:
+        remember_principal(event, None)

@@ -57,8 +57,21 @@ def service() -> ChatService:
     return _service
 
 
+# The caller of the request being handled: chatkeep.rest.app.handler authenticates before routing and
+# remembers it here for the route (one parse per request, not two). Held with its event, cleared after it.
+_current: tuple[Any, Principal] | None = None
+
+
+def remember_principal(event: Any, p: Principal | None) -> None:
+    global _current
+    _current = None if p is None else (event, p)
+
+
 def principal(event: Any) -> Principal:
     raw = event.raw_event if hasattr(event, "raw_event") else event
+    current = _current
+    if current is not None and current[0] is raw:
+        return current[1]
     return principal_from_event(raw)
 
 
