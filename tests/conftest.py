@@ -55,9 +55,11 @@ def reset_caches() -> None:
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto with every table of template.yaml (created from the template, never restated here)."""
     import boto3
+    from chatkeep_local import moto_dynamodb
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 
+    moto_dynamodb.install()  # DynamoDB's transaction semantics (moto's copy-and-rollback is neither fast nor isolated)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         created = create_tables(client, load_template(TEMPLATE))

@@ -129,6 +129,10 @@ class LocalRuntime:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         from moto.server import ThreadedMotoServer
 
+        from chatkeep_local import moto_dynamodb
+
+        moto_dynamodb.install()  # DynamoDB's transaction semantics: isolated, no table copies, no lost writes
+
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
