@@ -1,5 +1,5 @@
 """`make bench` = `python -m bench`: every section in one run, one table each, written to
-bench/results/bench.json (git-ignored; the figures of record are in docs/PERFORMANCE.md).
+bench/results/bench.json (git-ignored; the figures of record are in README.md ("Performance")).
 
     python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost]"""
 
