@@ -125,4 +125,31 @@ def body_contains(*needles: str) -> Callable[[bytes], bool]:
     return lambda body: all(n in body for n in encoded)
 
 
-__all__ = ["CONNECTION_ERROR", "STATUS", "THROTTLED", "FaultPlan", "Rule", "body_contains", "inject"]
+__all__ = ["CONNECTION_ERROR", "STATUS", "THROTTLED", "FaultPlan", "LostResponses", "Rule", "body_contains", "inject",
+           "lose_responses"]
+
+
+@dataclass
+class LostResponses:
+    """The write lands, its answer is lost (a timeout, a dropped connection): botocore sends it again."""
+
+    client: Any
+    operation: str
+    times: int = 1
+    fired: int = 0
+
+    def __call__(self, response: Any = None, attempts: int = 1, **_: Any) -> float | None:
+        if response is not None and self.fired < self.times and response[0].status_code < 300:
+            self.fired += 1
+            return 0.0  # "retry now": the same request (same ids, same ClientRequestToken) goes again
+        return None
+
+    def remove(self) -> None:
+        self.client.meta.events.unregister(f"needs-retry.dynamodb.{self.operation}", self,
+                                           unique_id=f"chatkeep-lost-{id(self)}")
+
+
+def lose_responses(client: Any, operation: str, times: int = 1) -> LostResponses:
+    lost = LostResponses(client, operation, times)
+    client.meta.events.register_first(f"needs-retry.dynamodb.{operation}", lost, unique_id=f"chatkeep-lost-{id(lost)}")
+    return lost

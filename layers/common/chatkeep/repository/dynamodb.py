@@ -202,6 +202,18 @@ class DynamoDBChatRepository:
         method = getattr(self.client, operation)
         return translate_errors(lambda: method(**kwargs))
 
+    def _already_written(self, pk: str, sk: str, expected: dict[str, Any]) -> bool:
+        """After a refused `attribute_not_exists` Put of a fresh random id: is the item there ours? botocore
+        retries a write whose answer was lost (timeout, dropped connection); the retry then finds the item its
+        first attempt wrote. Without this check it reads as an id collision and the caller writes it twice."""
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": pk}, "sk": {"S": sk}})
+        item = resp.get("Item")
+        if not item:
+            return False
+        data = from_item(item)
+        return all(data.get(k) == v for k, v in expected.items())
+
     # ------------------------------------------------------------ visibility helpers
 
     @staticmethod
@@ -374,6 +386,10 @@ class DynamoDBChatRepository:
             if _error_code(exc) != "TransactionCanceledException" or not reasons:
                 raise
             if reasons[0] == "ConditionalCheckFailed":
+                if self._already_written(keys.session_pk(ws, session.id), keys.SESSION_SK,
+                                         {"created_at": session.created_at, "owner": session.owner,
+                                          "cid": session.container_id}):
+                    return  # our own earlier attempt (its answer was lost; botocore sent it again)
                 raise IdCollision from exc
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 raise NotFound("container not found") from exc
@@ -647,6 +663,8 @@ class DynamoDBChatRepository:
             if reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise self._refusal(reasons[0].get("Item"), now, owner_condition, "session") from exc
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
+                if self._already_written(keys.message_claim_pk(ws, mid), keys.CLAIM_SK, {"sid": sid, "msk": msk}):
+                    return  # our own earlier attempt (its answer was lost; botocore sent it again)
                 raise IdCollision from exc
             if any(r.get("Code") == "TransactionConflict" for r in reasons):
                 raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
