@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from tests.security.support import LOCAL_API
+
+local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 CLIENTS = 16
 # The scale is 2,000 messages. `chatkeep dev` serves one request at a time (~8 requests/s on the
 # 2-core CI box), so 2,000 posts plus the racing reads take ~6 minutes: the default run sends 320 (same 16

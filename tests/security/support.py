@@ -229,25 +229,57 @@ def serialized_moto_server() -> str:
     `chatkeep dev`'s embedded moto server is threaded, and moto is not thread-safe: under concurrent
     transactions it fails with 500s ("dictionary changed size during iteration" while a transaction
     deep-copies a table). Until the local runtime serializes its moto server, the suites that drive it
-    concurrently start this one and pass it with --endpoint-url."""
-    import threading
+    concurrently start this one and pass it with --endpoint-url. In its own process: moto's state is global,
+    and the in-process `mock_aws` fixtures of other tests reset it when they finish."""
+    import atexit
+    import subprocess
+    import sys
+    import time
+    import urllib.request
 
-    from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
+    from chatkeep_local.testing import free_port
 
-    app = DomainDispatcherApplication(create_backend_app)
-    lock = threading.Lock()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SERIALIZED_MOTO, str(port)],  # noqa: S603
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            return url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    raise RuntimeError("the serialized moto server did not start")
 
-    def serialized(environ: Any, start_response: Any) -> Any:
-        with lock:
-            return list(app(environ, start_response))
 
-    from werkzeug.serving import WSGIRequestHandler
+_SERIALIZED_MOTO = """
+import sys, threading
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import WSGIRequestHandler, make_server
 
-    class Quiet(WSGIRequestHandler):
-        def log_request(self, *_args: Any, **_kwargs: Any) -> None:
-            return None
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
 
-    server = make_server("127.0.0.1", 0, serialized, threaded=True, request_handler=Quiet)
-    threading.Thread(target=server.serve_forever, name="serialized-moto", daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}"
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+
+class Quiet(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):
+        pass
+
+make_server("127.0.0.1", int(sys.argv[1]), serialized, threaded=True, request_handler=Quiet).serve_forever()
+"""
+
+
+def _local_api(tmp_path_factory: Any) -> Any:
+    return shared_local_api(tmp_path_factory)
+
+
+# Assign in a test module (`local_api = LOCAL_API`) to use it. Not a conftest.py: tests elsewhere import
+# `conftest` by name (tests/conftest.py), and a conftest here would shadow it on sys.path.
+LOCAL_API = __import__("pytest").fixture(scope="session", name="local_api")(_local_api)

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.security.support import SERVICE_SCOPE
+from tests.security.support import LOCAL_API, SERVICE_SCOPE
 
+local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 pytestmark = pytest.mark.e2e
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
 
