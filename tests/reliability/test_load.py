@@ -2,7 +2,8 @@
 messages into 20 sessions, racing with reads, renames, starter-session calls, lists and deletes of other
 sessions. After the stream drains: no message lost or duplicated (what each client got a 200 for is exactly
 the history), every messageCount exact, lists and totalCount consistent, no 5xx, no masked error.
-Throughput and latency percentiles are printed (context, not a gate; figures in docs/RELIABILITY.md)."""
+Throughput and latency percentiles are printed (context, not a gate; README "Reliability and security").
+"""
 
 from __future__ import annotations
 
@@ -23,13 +24,12 @@ from tests.security.support import LOCAL_API
 
 local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 CLIENTS = 16
-# The issue's scale is 2,000 messages. `chatkeep dev` serves one request at a time (~8 requests/s on the
-# 2-core CI box), so 2,000 posts plus the racing reads take ~6 minutes: the default run sends 320 (same 16
-# clients, 20 sessions, same races and checks, < 90 s); CHATKEEP_LOAD_MESSAGES=2000 runs the full scale.
-MESSAGES = int(os.environ.get("CHATKEEP_LOAD_MESSAGES", "320"))
+# The issue's scale: 2,000 messages (about 2.5 minutes against `chatkeep dev` on the 2-core CI box).
+# CHATKEEP_LOAD_MESSAGES=320 gives a quicker run with the same clients, sessions, races and checks.
+MESSAGES = int(os.environ.get("CHATKEEP_LOAD_MESSAGES", "2000"))
 SESSIONS = 20
 DOOMED = 16  # other sessions, deleted during the run
-TIME_LIMIT_S = int(os.environ.get("CHATKEEP_LOAD_TIME_LIMIT", "240"))  # a stuck run fails, never hangs CI
+TIME_LIMIT_S = int(os.environ.get("CHATKEEP_LOAD_TIME_LIMIT", "600"))  # a stuck run fails, never hangs CI
 
 POST = "mutation($d: TodoChatMessageInput!){createTodoChatMessage(data:$d){id}}"
 READ = "query($s: Float!){getOneTodoChatSession(sessionId:$s){id messageCount messages(limit: 5){id}}}"

@@ -214,66 +214,13 @@ def shared_local_api(tmp_path_factory: Any) -> Any:
         pytest.skip("the local runtime (chatkeep_local) is not there yet")
     repo = Path(__file__).resolve().parents[2]
     logs = tmp_path_factory.mktemp("local-runtime-security")
-    endpoint = serialized_moto_server()
-    api = LocalApiProcess(repo / "template.yaml", cwd=repo, log_path=logs / "chatkeep-dev.log",
-                          extra_args=["--endpoint-url", endpoint])
+    # The embedded moto server: the local runtime serialises it and gives it DynamoDB's transaction
+    # semantics (chatkeep_local.moto_dynamodb), so concurrent clients are safe.
+    api = LocalApiProcess(repo / "template.yaml", cwd=repo, log_path=logs / "chatkeep-dev.log")
     api.start()
     atexit.register(api.stop)
     _LOCAL["api"] = api
     return api
-
-
-def serialized_moto_server() -> str:
-    """A moto server that handles one request at a time, as DynamoDB applies each request atomically.
-
-    `chatkeep dev`'s embedded moto server is threaded, and moto is not thread-safe: under concurrent
-    transactions it fails with 500s ("dictionary changed size during iteration" while a transaction
-    deep-copies a table). Until the local runtime serializes its moto server, the suites that drive it
-    concurrently start this one and pass it with --endpoint-url. In its own process: moto's state is global,
-    and the in-process `mock_aws` fixtures of other tests reset it when they finish."""
-    import atexit
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from chatkeep_local.testing import free_port
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _SERIALIZED_MOTO, str(port)],  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    atexit.register(proc.terminate)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            return url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    raise RuntimeError("the serialized moto server did not start")
-
-
-_SERIALIZED_MOTO = """
-import sys, threading
-from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import WSGIRequestHandler, make_server
-
-app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-
-def serialized(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-
-class Quiet(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-make_server("127.0.0.1", int(sys.argv[1]), serialized, threaded=True, request_handler=Quiet).serve_forever()
-"""
 
 
 def _local_api(tmp_path_factory: Any) -> Any:
