@@ -3,14 +3,10 @@ events, a botocore request counter, statistics and table printing."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
 import sys
-import time
-import uuid
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,29 +38,28 @@ def setup_environment() -> None:
 
 setup_environment()
 
+# One harness for tests and benchmarks (events, context, request counter, cache reset).
+from chatkeep_local.harness import (  # noqa: E402
+    LambdaContext,
+    RequestCounter,
+    claims_for,
+    http_event,
+    reset_caches,
+)
 
-def reset_caches() -> None:
-    from chatkeep.aws import reset_clients
-    from chatkeep.settings import reset_settings
-
-    reset_settings()
-    reset_clients()
-    from chatkeep.graphql.server import default_service
-
-    default_service.cache_clear()
-    from chatkeep.stream import processor
-
-    processor.reset()
+__all__ = ["LambdaContext", "RequestCounter", "claims_for", "http_event", "reset_caches"]
 
 
 @contextmanager
 def moto_tables() -> Iterator[Any]:
     """moto with every table of template.yaml, table names in the environment (as tests/conftest.py does)."""
     import boto3
+    from chatkeep_local import moto_dynamodb
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 
     saved = {var: os.environ.get(var) for var in TABLE_ENV.values()}
+    moto_dynamodb.install()  # as the tests and the local runtime: DynamoDB's transaction semantics, no table copies
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         for logical_id, name in create_tables(client, load_template(TEMPLATE)).items():
@@ -80,80 +75,6 @@ def moto_tables() -> Iterator[Any]:
                     os.environ.pop(var, None)
                 else:
                     os.environ[var] = value
-
-
-class RequestCounter:
-    """botocore `before-call.dynamodb.*` hook: DynamoDB API calls by operation name."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-
-    def __call__(self, model: Any = None, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def reset(self) -> None:
-        self.calls.clear()
-
-    def summary(self) -> str:
-        return ", ".join(f"{n} {op}" for op, n in sorted(self.calls.items()))
-
-
-def claims_for(sub: str = "alice", workspace: str = "ws1", *, name: str | None = "Alice",
-               scope: str | None = None) -> dict[str, str]:
-    now = int(time.time())
-    claims = {"sub": sub, "workspace_id": workspace, "iss": "chatkeep-bench", "aud": "chatkeep",
-              "iat": str(now), "exp": str(now + 3600)}
-    if name:
-        claims["given_name"] = name
-    if scope:
-        claims["scope"] = scope
-    return claims
-
-
-def http_event(method: str, path: str, *, body: Any = None, claims: dict[str, str] | None = None,
-               query: dict[str, str] | None = None, route_key: str | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API payload-2.0 event as the JWT-authorized route delivers it."""
-    now = time.time()
-    headers = {"content-type": "application/json", "host": "api.example.com", "user-agent": "bench"}
-    if claims is not None:
-        headers["authorization"] = "Bearer bench-token"
-    event: dict[str, Any] = {
-        "version": "2.0", "routeKey": route_key or f"{method} {path}", "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()), "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "benchapi", "domainName": "api.example.com",
-            "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "bench"},
-            "requestId": str(uuid.uuid4()), "routeKey": route_key or f"{method} {path}", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
-    if query:
-        event["queryStringParameters"] = dict(query)
-    if body is not None:
-        event["body"] = json.dumps(body)
-    return event
-
-
-class LambdaContext:
-    function_name = "chatkeep-bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chatkeep-bench"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-    log_group_name = "/aws/lambda/chatkeep-bench"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def median(values: Sequence[float]) -> float:

@@ -297,7 +297,7 @@ class ChatService:
     # ---------------------------------------------------------------- messages
 
     def post_message(self, principal: Principal, sid: int, *, content: Any, role: str | Role = Role.USER,
-                     metadata: Any = None) -> tuple[Message, Session]:
+                     metadata: Any = None, session: Session | None = None) -> tuple[Message, Session]:
         """Two requests: read the session (its container, friendly errors), then one transaction whose
         condition re-checks the lifecycle, so a post racing a close or an expiry cannot land."""
         content = limits.check_content(content)
@@ -309,7 +309,8 @@ class ChatService:
         if role is Role.ASSISTANT and not principal.is_service:
             raise Forbidden("only a service principal (scope chatkeep/service) may post assistant messages")
         now = clock.now()
-        session = self.get_session_only(principal, sid)
+        if session is None:  # callers that just read or created it pass it along
+            session = self.get_session_only(principal, sid)
         status = session.status(now)
         if status is not SessionStatus.ACTIVE:
             # Same refusal the conditional write would give; saves a doomed transaction.
@@ -347,7 +348,8 @@ class ChatService:
             limits.check_metadata(metadata)
             session = self.create_session(principal, container_id, require_container=True)
             try:
-                return self.post_message(principal, session.id, content=content, role=role, metadata=metadata)
+                return self.post_message(principal, session.id, content=content, role=role, metadata=metadata,
+                                         session=session)
             except ChatkeepError:
                 # The session exists only to carry this message: when the post fails (503 after retries),
                 # take it back, or the client's retry would leave an empty session behind every attempt.
@@ -362,7 +364,8 @@ class ChatService:
             session = self.get_session_only(principal, session_id)
             if session.container_id != container_id:
                 raise NotFound("session not found in this channel")
-        return self.post_message(principal, session_id, content=content, role=role, metadata=metadata)
+        return self.post_message(principal, session_id, content=content, role=role, metadata=metadata,
+                                 session=session)
 
     def list_messages(self, principal: Principal, sid: int, *, limit: int | None = None, order: str = "desc",
                       after: int | None = None, before: int | None = None) -> MessagePage:
