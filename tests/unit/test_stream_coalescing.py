@@ -9,15 +9,13 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from chatkeep.repository import keys
+from chatkeep.repository.batch import BATCH_WRITE_LIMIT, UnwrittenItems, batch_write
 from chatkeep.repository.codec import to_item
 from chatkeep.repository.search_index import (
-    BATCH_WRITE_LIMIT,
     CONTENT,
     TITLE,
     IndexEntry,
     SearchIndex,
-    UnwrittenItems,
-    batch_write,
 )
 from chatkeep.repository.stream_store import CountResult, StreamStore, pad_seq, parse_starter_key
 from chatkeep.stream import records as rec

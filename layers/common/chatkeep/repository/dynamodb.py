@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,12 +24,12 @@ from chatkeep.errors import (
 from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
+from chatkeep.repository.batch import backoff_delay, batch_write
 from chatkeep.repository.codec import from_item, to_av, to_item
 from chatkeep.settings import Settings, get_settings
 
 GSI1 = "gsi1"
 BATCH_GET_LIMIT = 100
-BATCH_WRITE_LIMIT = 25  # AWS rejects more (moto does not): enforced here
 _TRANSIENT = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -476,21 +475,12 @@ class DynamoDBChatRepository:
             request = resp.get("UnprocessedKeys") or {}
             if not request:
                 return
-            time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1))
+            time.sleep(backoff_delay(attempt))
         raise ServiceUnavailable("the data store is busy: retry shortly")
 
     def batch_write(self, requests: list[dict[str, Any]]) -> None:
-        """BatchWriteItem at most 25 per request; UnprocessedItems retried with backoff, then 503."""
-        for i in range(0, len(requests), BATCH_WRITE_LIMIT):
-            pending = {self.table: requests[i:i + BATCH_WRITE_LIMIT]}
-            for attempt in range(8):
-                resp = self._call("batch_write_item", RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1))
-            else:
-                raise ServiceUnavailable("the data store is busy: some deletes did not happen, retry")
+        """25 per BatchWriteItem, unprocessed items retried, then 503 (chatkeep.repository.batch)."""
+        batch_write(self.table, requests, client=self.client)
 
     def _conditional_update(self, ws: str, sid: int, *, update: str, condition: str, values: dict[str, Any],
                             names: dict[str, str], now: float, owner_condition: str | None,

@@ -11,88 +11,20 @@ after that is raised as `UnwrittenItems` so the caller can fail exactly the sess
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from chatkeep import aws
-from chatkeep.errors import ServiceUnavailable
 from chatkeep.repository import keys
+from chatkeep.repository.batch import BATCH_WRITE_LIMIT, batch_write
 from chatkeep.repository.codec import from_av, to_av
 from chatkeep.settings import Settings, get_settings
 
-BATCH_WRITE_LIMIT = 25  # DynamoDB's limit per BatchWriteItem (moto accepts more: enforce it here)
-MAX_ATTEMPTS = 8  # per request: the first try + 7 retries of its unprocessed items
-BACKOFF_BASE_SECONDS = 0.05
-BACKOFF_CAP_SECONDS = 2.0
 BY_SESSION_INDEX = "by_session"
 TITLE = "t"
 CONTENT = "c"
-
-
-class UnwrittenItems(ServiceUnavailable):
-    """BatchWriteItem left requests unprocessed after the bounded retries (or failed outright).
-
-    `requests` are the WriteRequests (low-level shape) that were not applied; nothing is known about
-    them except that they may or may not have been written, which is fine: every write here is
-    idempotent (a Put of the same item, a Delete of a key)."""
-
-    def __init__(self, table: str, requests: list[dict[str, Any]], cause: str) -> None:
-        super().__init__(f"{len(requests)} write requests to {table} not processed: {cause}")
-        self.table = table
-        self.requests = requests
-
-
-def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
-
-
-def backoff_delay(
-    attempt: int, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS
-) -> float:
-    """Full jitter: uniform(0, min(cap, base * 2**attempt))."""
-    return random.uniform(0, min(cap, base * (2**attempt)))
-
-
-def batch_write(
-    table: str,
-    requests: Sequence[dict[str, Any]],
-    *,
-    client: Any | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> int:
-    """Apply WriteRequests (`{"PutRequest": {"Item": ...}}` / `{"DeleteRequest": {"Key": ...}}`) to one
-    table, 25 per BatchWriteItem. Returns the number of BatchWriteItem calls made.
-
-    Unprocessed items are retried with exponential backoff and jitter, at most `max_attempts` tries
-    per chunk; then, or on a client error, raises UnwrittenItems naming every request not known to be
-    applied (the failing chunk's remainder and all later chunks). The caller dedupes keys: DynamoDB
-    rejects a request that names the same key twice."""
-    ddb = client or aws.dynamodb()
-    calls = 0
-    chunks = list(_chunks(list(requests), BATCH_WRITE_LIMIT))
-    for position, chunk in enumerate(chunks):
-        pending: list[dict[str, Any]] = list(chunk)
-        attempt = 0
-        while pending:
-            if attempt >= max_attempts:
-                rest = [r for c in chunks[position + 1 :] for r in c]
-                raise UnwrittenItems(table, pending + rest, f"still unprocessed after {attempt} attempts")
-            if attempt:
-                sleep(backoff_delay(attempt - 1))
-            attempt += 1
-            calls += 1
-            try:
-                response = ddb.batch_write_item(RequestItems={table: pending})
-            except Exception as exc:  # botocore already retried throttling/5xx (standard mode)
-                rest = [r for c in chunks[position + 1 :] for r in c]
-                raise UnwrittenItems(table, pending + rest, type(exc).__name__) from exc
-            pending = list(response.get("UnprocessedItems", {}).get(table, []))
-    return calls
 
 
 @dataclass(frozen=True, slots=True)

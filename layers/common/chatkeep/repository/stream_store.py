@@ -16,8 +16,8 @@ from typing import Any
 
 from chatkeep import aws
 from chatkeep.repository import keys
+from chatkeep.repository.batch import BATCH_WRITE_LIMIT, batch_write
 from chatkeep.repository.codec import from_av, to_av
-from chatkeep.repository.search_index import BATCH_WRITE_LIMIT, batch_write
 from chatkeep.settings import Settings, get_settings
 
 SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits

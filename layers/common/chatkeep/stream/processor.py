@@ -38,12 +38,12 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from chatkeep import text
 from chatkeep.observability import count, logger
+from chatkeep.repository.batch import UnwrittenItems
 from chatkeep.repository.search_index import (
     CONTENT,
     TITLE,
     IndexEntry,
     SearchIndex,
-    UnwrittenItems,
     key_id,
     request_key,
 )
