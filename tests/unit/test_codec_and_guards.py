@@ -1,3 +1,4 @@
+import pytest
 from chatkeep.graphql import guards
 from chatkeep.repository.codec import from_item, to_item
 from graphql import parse
@@ -39,3 +40,12 @@ def test_given_deep_query_then_depth_refused():
         inner = f"sentBy {{ {inner} }}"
     errors = guards.check_document(parse(f"{{ a {{ {inner} }} }}"), max_depth=10, max_cost=10**9)
     assert errors and "levels deep" in errors[0].message
+
+
+@pytest.mark.parametrize("text,value", [("0", 0), ("-12", -12), ("2147483647", 2147483647), ("1.5", 1.5),
+                                        ("-0.25", -0.25), ("1E+2", 100.0), ("1.0", 1.0)])
+def test_given_a_dynamodb_number_when_decoded_then_integers_are_int_and_the_rest_float(text: str,
+                                                                                       value: float) -> None:
+    decoded = from_item({"n": {"N": text}, "m": {"M": {"s": {"S": ""}, "l": {"L": [{"N": text}]}}}})
+    assert decoded == {"n": value, "m": {"s": "", "l": [value]}}
+    assert type(decoded["n"]) is type(value)

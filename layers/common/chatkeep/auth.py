@@ -50,8 +50,8 @@ def principal_from_event(event: dict[str, Any], settings: Settings | None = None
         raise Unauthenticated("token has no usable 'sub' claim")
     if not _SAFE.match(workspace):
         raise Unauthenticated(f"token has no usable '{settings.workspace_claim}' claim")
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    requested = headers.get("x-workspace-id")
+    # Payload 2.0 header names arrive lowercased (API Gateway, and the local runtime likewise).
+    requested = (event.get("headers") or {}).get("x-workspace-id")
     if requested is not None and requested != workspace:
         raise Forbidden("X-Workspace-Id does not match the token's workspace")
     scopes = _scopes(claims, jwt.get("scopes"))

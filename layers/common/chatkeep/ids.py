@@ -21,6 +21,9 @@ class Kind(StrEnum):
     MESSAGE = "msg"
 
 
+_PREFIXES = {kind: f"{kind.value}_" for kind in Kind}
+
+
 def new_id() -> int:
     """Unguessable: 31 random bits (never 0). Uniqueness is enforced by the conditional write that uses it."""
     return secrets.randbelow(MAX_ID) + 1
@@ -29,17 +32,16 @@ def new_id() -> int:
 def encode(kind: Kind, number: int) -> str:
     if not 0 < number <= MAX_ID:
         raise ValueError(f"id out of range: {number}")
-    digits = []
-    n = number
-    while n:
-        n, r = divmod(n, 32)
-        digits.append(_ALPHABET[r])
-    return f"{kind.value}_{''.join(reversed(digits))}"
+    digits = ""
+    while number:
+        number, r = divmod(number, 32)
+        digits = _ALPHABET[r] + digits
+    return _PREFIXES[kind] + digits
 
 
 def decode(kind: Kind, text: str) -> int:
     """Parse `ses_c1s` (or a plain decimal number) into the integer id; BadInput when malformed."""
-    prefix = f"{kind.value}_"
+    prefix = _PREFIXES[kind]
     value = text.strip().lower()
     shown = text if len(text) <= 40 else f"{text[:40]}..."
     if value.isascii() and value.isdigit():

@@ -27,13 +27,16 @@ def from_av(av: dict[str, Any]) -> Any:
     if kind == "S":
         return raw
     if kind == "N":
-        return int(raw) if raw.lstrip("-").isdigit() else float(raw)
+        try:
+            return int(raw)  # most numbers are integers (ids, counts, epochs): try that first
+        except ValueError:
+            return float(raw)
     if kind == "BOOL":
         return raw
     if kind == "NULL":
         return None
     if kind == "M":
-        return {k: from_av(v) for k, v in raw.items()}
+        return from_item(raw)
     if kind == "L":
         return [from_av(v) for v in raw]
     if kind == "SS":
@@ -49,4 +52,9 @@ def to_item(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: from_av(v) for k, v in item.items()}
+    # Strings are most attributes of every item: read them inline, without a call each (hot on every read).
+    out = {}
+    for name, av in item.items():
+        raw = av.get("S")
+        out[name] = raw if raw is not None else from_av(av)
+    return out
