@@ -337,7 +337,10 @@ class ChatService:
         session.last_activity_at = session.updated_at = stamp
         session.expires_at_epoch = int(now) + session.idle_timeout
         session.purge_at = int(session.expires_at_epoch) + self._retention()
-        logger.info("message posted", extra={"session_id": sid, "message_id": message.id, "role": role.value})
+        # DEBUG, not INFO: posts are the busiest write, counted by the MessagesPosted metric and recorded by the
+        # API's access log; a JSON line each was ~15% of a post's CPU. POWERTOOLS_LOGGER_SAMPLE_RATE (or
+        # LOG_LEVEL=DEBUG) brings them back for a share of requests.
+        logger.debug("message posted", extra={"session_id": sid, "message_id": message.id, "role": role.value})
         return message, session
 
     def post_to_container(self, principal: Principal, container_id: int, *, content: Any, session_id: int | None,
