@@ -20,7 +20,7 @@ metrics = Metrics(namespace="Chatkeep", service="chatkeep")
 
 
 def count(name: str, value: int = 1) -> None:
-    """Add to a business metric (SessionsCreated, MessagesPosted, SearchQueries, StreamRecordsProcessed)."""
+    """Add to a business metric (SessionsCreated, SearchQueries, StreamMessagesCounted, ...)."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
