@@ -169,8 +169,7 @@ class ChatService:
         return SessionView(self._live(principal, session, clock.now()), messages, has_more)
 
     def get_session_only(self, principal: Principal, sid: int) -> Session:
-        found = self.repo.get_sessions(principal.workspace_id, [sid])
-        return self._live(principal, found[0] if found else None, clock.now())
+        return self._live(principal, self.repo.get_session(principal.workspace_id, sid), clock.now())
 
     def list_sessions(self, principal: Principal, container_id: int, *, limit: int | None = None,
                       offset: int | None = None, cursor: str | None = None, status: str | None = None,

@@ -404,8 +404,8 @@ class DynamoDBChatRepository:
         """The session and its newest messages (chronological) in one Query: `S` sorts after `M#...`."""
         pk = keys.session_pk(ws, sid)
         if before_message is not None:
-            session_list = self.get_sessions(ws, [sid])
-            if not session_list:
+            found = self.get_session(ws, sid)
+            if found is None:
                 return None, [], False
             resp = self._call(
                 "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
@@ -417,7 +417,7 @@ class DynamoDBChatRepository:
                                                                len(messages) == message_limit + 1)
             messages = messages[:message_limit]
             messages.reverse()
-            return session_list[0], messages, has_more
+            return found, messages, has_more
         resp = self._call(
             "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
@@ -433,6 +433,13 @@ class DynamoDBChatRepository:
         messages = messages[:message_limit]
         messages.reverse()
         return session, messages, has_more
+
+    def get_session(self, ws: str, sid: int) -> Session | None:
+        """One session, GetItem (consistent): the read in front of most single-session operations."""
+        resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}})
+        item = resp.get("Item")
+        return session_from_item(from_item(item)) if item else None
 
     def get_sessions(self, ws: str, sids: list[int]) -> list[Session]:
         """BatchGetItem (100 per request, consistent), unprocessed keys retried; input order kept."""
@@ -548,10 +555,10 @@ class DynamoDBChatRepository:
             if reasons[1].get("Code") == "ConditionalCheckFailed":
                 raise NotFound(f"agent {agent_id} not found") from exc
             raise
-        sessions = self.get_sessions(ws, [sid])
-        if not sessions:
+        session = self.get_session(ws, sid)
+        if session is None:
             raise NotFound("session not found")
-        return sessions[0]
+        return session
 
     def close_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float,
                       closed_at: str, purge_at: int) -> Session:
@@ -565,9 +572,9 @@ class DynamoDBChatRepository:
                 condition=condition + " AND attribute_not_exists(closed_at) AND exp > :now",
                 values=values, names=names, now=now, owner_condition=owner_condition)
         except SessionClosed:
-            sessions = self.get_sessions(ws, [sid])  # closing twice is not an error
-            if sessions:
-                return sessions[0]
+            session = self.get_session(ws, sid)  # closing twice is not an error
+            if session is not None:
+                return session
             raise NotFound("session not found") from None
         except SessionExpired:
             # Expired already: it stopped being active at expiry, so its retention clock stands.
@@ -681,10 +688,9 @@ class DynamoDBChatRepository:
         one_query = newest_first and not after_sk and not before_sk
         session: Session | None = None
         if not one_query:
-            found = self.get_sessions(ws, [sid])
-            if not found:
+            session = self.get_session(ws, sid)
+            if session is None:
                 return None, [], False
-            session = found[0]
         resp = self._call(
             "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=not newest_first,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi", ExpressionAttributeValues=values,
@@ -771,8 +777,7 @@ class DynamoDBChatRepository:
         if not item:
             return None, None
         sid = int(from_item(item)["sid"])
-        found = self.get_sessions(ws, [sid])
-        return sid, (found[0] if found else None)
+        return sid, self.get_session(ws, sid)
 
     def get_home_container(self, ws: str, sub: str) -> int | None:
         resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
