@@ -8,8 +8,9 @@ $0.25 per million read request units (RRU); Lambda arm64 $0.0000133334 per GB-se
 requests. Rules: a write costs 1 WRU per started KB of the item (the larger of old and new image for an
 update), doubled inside a transaction; each GSI/LSI an item appears in costs its own write (a GSI key change:
 delete + put = 2); strongly consistent reads cost 1 RRU per started 4 KB (eventually consistent 0.5), a
-Query is charged on the sum of the item sizes it reads, BatchGetItem per item; stream reads by Lambda are
-free. Lambda at 512 MB gets 512/1769 of a vCPU: the CPU time measured here (a full core) is scaled by 1769/512."""
+Query is charged on the sum of the item sizes it reads, GetItem and BatchGetItem per item; stream reads by
+Lambda are free. Lambda at 512 MB gets 512/1769 of a vCPU: the CPU time measured here (a full core) is scaled
+by 1769/512."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
     s_kb, m_kb, c_kb = kb(sizes["session_after_post"]), kb(sizes["message"]), kb(sizes["claim"])
     words = sizes["content_words"]
     lines: list[str] = []
-    # ---- post a message: BatchGetItem (session, consistent) + TransactWriteItems (update session, put message,
+    # ---- post a message: GetItem (session, consistent) + TransactWriteItems (update session, put message,
     # put claim); then the stream function: count update (per session per batch; worst case 1 per message) and
     # one index Put per distinct content word (+ its by_session GSI entry).
     post_rru = math.ceil(sizes["session"] / 4096)
@@ -92,7 +93,7 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
     count_wru = s_kb + s_kb  # stream: UpdateItem count (+ its gsi1 copy: non-key attribute changed)
     index_wru = words * (1 + 1)  # a Put per word + the by_session GSI entry (KEYS_ONLY)
     post_wru = txn_wru + gsi_wru + lsi_wru + count_wru + index_wru
-    lines.append(f"post: RRU = ceil({sizes['session']} B / 4 KB) = {post_rru} (BatchGetItem of the session, strong)")
+    lines.append(f"post: RRU = ceil({sizes['session']} B / 4 KB) = {post_rru} (GetItem of the session, strong)")
     lines.append(f"post: WRU = transaction 2 x ({s_kb} session + {m_kb} message + {c_kb} claim KB) = {txn_wru}"
                  f" + gsi1 key change 2 x {s_kb} = {gsi_wru} + lsi1 {lsi_wru} + stream count update {s_kb} + its "
                  f"gsi1 copy {s_kb} = {count_wru} + index {words} words x (put + by_session) = {index_wru}"
