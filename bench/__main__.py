@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if "overhead" in only:
         from bench import overhead
 
-        report["overhead"] = overhead.run(3 if args.quick else 7, 50 if args.quick else 150)
+        report["overhead"] = (overhead.run(3, 50) if args.quick else overhead.run())
     if "scale" in only:
         from bench import scale
 
