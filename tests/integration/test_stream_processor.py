@@ -404,3 +404,22 @@ def test_poison_session_dead_lettered_does_not_lose_healthy_sessions(harness: Ha
     assert h.session_item(late.id)["message_count"] == 4
     # (the poisoned session itself is exact here only because nothing of it came after the dead letters)
     assert h.session_item(bad.id)["message_count"] == 3
+
+
+def test_given_posted_messages_when_their_batch_is_processed_then_one_emf_line_counts_them(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Messages are counted here, once per batch (the API functions do not count posts per request)."""
+    h = harness
+    session = h.service.create_session(h.user, 1, title="counted")
+    for n in range(3):
+        h.service.post_message(h.user, session.id, content=f"message {n}")
+    records = h.reader.read_new()
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    capsys.readouterr()
+
+    assert load_handler()({"Records": records}, FakeContext()) == {"batchItemFailures": []}
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(lines) == 1
+    assert lines[0]["StreamMessagesCounted"] in (3, [3])
+    assert lines[0]["StreamRecordsProcessed"] in (len(records), [len(records)])

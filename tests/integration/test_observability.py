@@ -1,0 +1,97 @@
+"""What the REST function logs and counts per request, through its declared Lambda handler (decorators
+included). Posts are the busiest write: they print no EMF line and no INFO line (the stream counts messages,
+the access log records requests); session creation still counts SessionsCreated."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from tests.conftest import claims_for, http_event
+from tests.integration.test_handlers_events import load_handler
+
+
+class Context:
+    function_name = "chatkeep-rest-api"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chatkeep-rest-api"
+    aws_request_id = "req-1"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 9000
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def rest(dynamodb: Any) -> Any:
+    handler = load_handler("RestApiFunction")
+
+    def call(method: str, path: str, body: Any = None) -> dict[str, Any]:
+        out = handler(http_event(method, path, body=body, claims=claims_for()), Context())
+        assert out["statusCode"] < 300, out
+        return json.loads(out["body"])
+
+    return call
+
+
+@pytest.fixture
+def log_records() -> Any:
+    from chatkeep.observability import logger
+
+    records = Records()
+    logger._logger.addHandler(records)  # Powertools' Logger does not propagate: listen on it directly
+    yield records.records
+    logger._logger.removeHandler(records)
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    return [line for line in map(_json_or_none, text.splitlines()) if line and "_aws" in line]
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def test_given_a_session_when_a_message_is_posted_then_no_metric_flush_and_no_info_line(
+        rest: Any, log_records: list[logging.LogRecord], capsys: pytest.CaptureFixture[str]) -> None:
+    channel = rest("POST", "/v1/channels", {"name": "c"})
+    session = rest("POST", f"/v1/channels/{channel['id']}/sessions", {"title": "t"})
+    capsys.readouterr()
+    log_records.clear()
+
+    message = rest("POST", f"/v1/sessions/{session['id']}/messages", {"content": "hello"})
+
+    assert message["content"] == "hello"
+    assert emf_lines(capsys.readouterr().out) == []
+    posted = [r for r in log_records if r.getMessage() == "message posted"]
+    assert all(r.levelno == logging.DEBUG for r in posted)
+    assert not [r for r in log_records if r.levelno >= logging.INFO]
+
+
+def test_given_a_channel_when_a_session_is_created_then_sessions_created_is_flushed_once(
+        rest: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    channel = rest("POST", "/v1/channels", {"name": "c"})
+    capsys.readouterr()
+
+    rest("POST", f"/v1/channels/{channel['id']}/sessions", {"title": "t"})
+
+    lines = emf_lines(capsys.readouterr().out)
+    assert len(lines) == 1
+    assert lines[0]["SessionsCreated"] in (1, [1])  # Powertools writes one value as a list of one
+    assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Chatkeep"
