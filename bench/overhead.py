@@ -233,9 +233,9 @@ def _time(cases: list[tuple[Scenario, dict[str, Any]]], rounds: int, iterations:
     finally:
         aws.dynamodb = original
     note = (f"{rounds} interleaved rounds x {iterations} requests, median CPU ms per request; ratios are medians "
-            "of the per-round ratios. The handler runs "
-            "with its Powertools decorators (JSON log line, EMF flush) and DynamoDB answered by a replaying fake "
-            "client (no botocore); the bare GraphQL baseline parses and validates each time (ariadne's "
+            "of the per-round ratios. The handler runs with its Powertools decorators (logger context; EMF flush "
+            "when a route counted something) and DynamoDB answered by a replaying fake client (no botocore); "
+            "the bare GraphQL baseline parses and validates each time (ariadne's "
             "graphql_sync), as an unmodified ariadne server does; the bare REST baseline is "
             "APIGatewayHttpResolver(enable_validation=True) with one route, same path template, returning the same "
             "JSON through the same pydantic response model (-> Response[Model]); no auth, no decorators. "
