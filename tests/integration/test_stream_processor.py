@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from chatkeep import aws, clock
 from chatkeep.auth import Principal
+from chatkeep.observability import metrics
 from chatkeep.repository import keys
 from chatkeep.repository.codec import from_item, to_av
 from chatkeep.repository.dynamodb import DynamoDBChatRepository
@@ -415,6 +416,8 @@ def test_given_posted_messages_when_their_batch_is_processed_then_one_emf_line_c
         h.service.post_message(h.user, session.id, content=f"message {n}")
     records = h.reader.read_new()
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # Other tests call handle() without the Lambda handler's flush: start from an empty metric set.
+    metrics.clear_metrics()
     capsys.readouterr()
 
     assert load_handler()({"Records": records}, FakeContext()) == {"batchItemFailures": []}

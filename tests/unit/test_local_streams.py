@@ -360,9 +360,9 @@ def test_poller_survives_errors_reports_them_and_drain_stays_honest(moto_app, tm
     flaky = FlakyStreams(streams)
     poller = StreamPoller(flaky, "ChatTable", source, d, poll_interval=0.05)
     assert poller.prime()
+    flaky.failing = True  # before start: a read already in flight when it is set could return the record
     poller.start()
     try:
-        flaky.failing = True
         ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "a"}, "sk": {"S": "S"}})
         result = poller.drain(timeout=1)
         assert not result["drained"] and result["records"] == 0 and result["errors"] >= 1
