@@ -21,7 +21,7 @@ from typing import Any
 from chatkeep_local import apigw, jwt_auth
 from chatkeep_local import template as tpl
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
-from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys
+from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
 from chatkeep_local.ttl import TtlSweeper
 
 log = logging.getLogger("chatkeep_local")
@@ -96,7 +96,6 @@ class LocalRuntime:
         self.invokers = {lid: FunctionInvoker(spec) for lid, spec in self.functions.items()}
         self.recorder = EventRecorder(options.record_events) if options.record_events else None
         self.swept = SweptKeys()
-        self.state_dir = Path(options.state_dir) if options.state_dir else None
         self.moto: Any = None
         self.endpoint_url: str | None = options.endpoint_url
         self.poller: StreamPoller | None = None
@@ -237,8 +236,7 @@ class LocalRuntime:
             region_name=tpl.REGION,
             config=Config(account_id_endpoint_mode="disabled"),
         )
-        base = self.state_dir or Path(__import__("tempfile").mkdtemp(prefix="chatkeep-local-"))
-        self.dlq = LocalDlq(base / "stream-dlq.jsonl")
+        self.dlq = LocalDlq(dlq_path(self.options.state_dir))
         recorder = self.recorder
 
         def on_event(event: dict[str, Any]) -> None:

@@ -102,7 +102,7 @@ def plan_batch(changes: list[Change]) -> list[SessionPlan]:
             plan.messages.append(change)
         else:
             plan.title_changes.append(change)
-    return sorted(plans.values(), key=lambda p: p.first_sequence)
+    return list(plans.values())  # inserted in stream order of each session's first record
 
 
 def title_writes(plan: SessionPlan) -> tuple[list[IndexEntry], list[IndexEntry]]:
@@ -113,27 +113,25 @@ def title_writes(plan: SessionPlan) -> tuple[list[IndexEntry], list[IndexEntry]]
     already be in the index, and a word deleted by an earlier partial run may have to come back."""
     if not plan.title_changes or plan.container_id is None:
         return [], []
-    final = text.words(plan.title_changes[-1].new_title)
-    seen: dict[str, None] = {}
-    for change in plan.title_changes:
-        for title in (change.old_title, change.new_title):
-            for word in text.words(title):
-                seen.setdefault(word, None)
-    final_set = set(final)
     ws, cid, sid = plan.workspace_id, plan.container_id, plan.session_id
-    puts = [IndexEntry(ws, cid, sid, w, TITLE) for w in final]
-    deletes = [IndexEntry(ws, cid, sid, w, TITLE) for w in seen if w not in final_set]
-    return puts, deletes
+    puts = word_entries(ws, cid, sid, [plan.title_changes[-1].new_title], TITLE)
+    seen = word_entries(ws, cid, sid, [t for c in plan.title_changes for t in (c.old_title, c.new_title)], TITLE)
+    final = set(puts)
+    return puts, [e for e in seen if e not in final]
+
+
+def word_entries(
+    workspace_id: str, container_id: int, session_id: int, texts: list[str | None], field: str
+) -> list[IndexEntry]:
+    """One entry per distinct word of `texts`, in first-seen order."""
+    words = dict.fromkeys(w for t in texts for w in text.words(t))
+    return [IndexEntry(workspace_id, container_id, session_id, w, field) for w in words]
 
 
 def content_entries(
     workspace_id: str, container_id: int, session_id: int, contents: list[str | None]
 ) -> list[IndexEntry]:
-    words: dict[str, None] = {}
-    for content in contents:
-        for word in text.words(truncate_content(content)):
-            words.setdefault(word, None)
-    return [IndexEntry(workspace_id, container_id, session_id, w, CONTENT) for w in words]
+    return word_entries(workspace_id, container_id, session_id, [truncate_content(c) for c in contents], CONTENT)
 
 
 @dataclass(slots=True)
@@ -191,27 +189,23 @@ class CoalescingBatchProcessor(BatchProcessor):
         sequence = [int(r.dynamodb.sequence_number) for r in records]  # type: ignore[union-attr]
         self.stats.records = len(records)
 
-        cutoff: int | None = None  # lowest sequence number that must be reported
-        causes: dict[int, BaseException] = {}
+        causes: dict[int, BaseException] = {}  # sequence number -> why it is reported
         changes: list[Change] = []
         for position, record in enumerate(records):
             try:
                 change = self.handler(record=record)
             except Exception as exc:
                 logger.warning("unclassifiable stream record", extra={"sequence_number": sequence[position]})
-                cutoff = _lower(cutoff, sequence[position])
                 causes[sequence[position]] = exc
                 continue
             if change is not None:
-                change.position = position
                 changes.append(change)
         self.stats.changes = len(changes)
 
         plans = plan_batch(changes)
         self.stats.sessions = len(plans)
-        failed = self._run(plans, cutoff, causes)
-        for plan in failed:
-            cutoff = _lower(cutoff, plan.first_sequence)
+        failed = self._run(plans, causes)
+        cutoff = min(causes, default=None)  # lowest sequence number that must be reported
         self.stats.failed_sessions = len(failed)
 
         results: list[tuple] = []
@@ -226,13 +220,12 @@ class CoalescingBatchProcessor(BatchProcessor):
         return results
 
     def _run(
-        self, plans: list[SessionPlan], cutoff: int | None, causes: dict[int, BaseException]
+        self, plans: list[SessionPlan], causes: dict[int, BaseException]
     ) -> list[SessionPlan]:
         failed: list[SessionPlan] = []
         failed_keys: set[SessionKey] = set()
 
         def fail(plan: SessionPlan, exc: BaseException) -> None:
-            nonlocal cutoff
             logger.warning(
                 "session work failed; reporting from its first record",
                 extra={
@@ -244,7 +237,6 @@ class CoalescingBatchProcessor(BatchProcessor):
             )
             failed.append(plan)
             failed_keys.add(plan.key)
-            cutoff = _lower(cutoff, plan.first_sequence)
             causes.setdefault(plan.first_sequence, exc)
 
         def in_play(plan: SessionPlan) -> bool:
@@ -291,9 +283,6 @@ class CoalescingBatchProcessor(BatchProcessor):
                 owner[key_id(entry.key())] = plan
             puts += session_puts
             deletes += session_deletes
-        # a session that failed meanwhile need not be written (it is replayed)
-        puts = [e for e in puts if in_play(owner[key_id(e.key())])]
-        deletes = [e for e in deletes if in_play(owner[key_id(e.key())])]
         if not puts and not deletes:
             return failed
         try:
@@ -335,12 +324,8 @@ class CoalescingBatchProcessor(BatchProcessor):
             deleted.update(key_id(e.key()) for e in entries)
             self.store.delete_messages(ws, page)
         if cid is not None:
-            titles = [*plan.titles_before_remove, remove.old_title]
-            title_entries = {
-                key_id(e.key()): e
-                for t in titles
-                for e in (IndexEntry(ws, cid, sid, w, TITLE) for w in text.words(t))
-            }
+            # plan_batch already appended remove.old_title to titles_before_remove
+            title_entries = {key_id(e.key()): e for e in word_entries(ws, cid, sid, plan.titles_before_remove, TITLE)}
             fresh = [e for k, e in title_entries.items() if k not in deleted]
             self.index.write(deletes=fresh)
             deleted.update(title_entries)
@@ -354,13 +339,9 @@ class CoalescingBatchProcessor(BatchProcessor):
             self.stats.ttl_cascades += 1
 
 
-def _lower(current: int | None, candidate: int) -> int:
-    return candidate if current is None else min(current, candidate)
-
-
 def record_handler(record: DynamoDBRecord) -> Change | None:
     """The per-record step of the Powertools contract: classification only (the work is coalesced)."""
-    return classify(record.raw_event, position=-1)
+    return classify(record.raw_event)
 
 
 # ---------------------------------------------------------------------- entry point

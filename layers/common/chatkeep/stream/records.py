@@ -26,7 +26,6 @@ class ChangeKind(StrEnum):
 @dataclass(slots=True)
 class Change:
     kind: ChangeKind
-    position: int  # index of the record in the batch
     sequence_number: int
     workspace_id: str
     session_id: int
@@ -85,7 +84,7 @@ def truncate_content(content: str | None) -> str:
     return data[:MAX_INDEXED_CONTENT_BYTES].decode("utf-8", "ignore")
 
 
-def classify(record: dict[str, Any], position: int) -> Change | None:
+def classify(record: dict[str, Any]) -> Change | None:
     """A raw Lambda DynamoDB stream record -> Change, or None when it needs no work.
 
     Raises (ValueError/KeyError/TypeError) on a malformed record of a kind we must act on: the caller
@@ -115,7 +114,6 @@ def classify(record: dict[str, Any], position: int) -> Change | None:
         content = _get(new, "content")
         return Change(
             kind=ChangeKind.MESSAGE_INSERT,
-            position=position,
             sequence_number=seq,
             workspace_id=ws,
             session_id=sid,
@@ -128,7 +126,6 @@ def classify(record: dict[str, Any], position: int) -> Change | None:
     if event == "INSERT":
         return Change(
             kind=ChangeKind.SESSION_INSERT,
-            position=position,
             sequence_number=seq,
             workspace_id=ws,
             session_id=sid,
@@ -141,7 +138,6 @@ def classify(record: dict[str, Any], position: int) -> Change | None:
             return None  # activity, counts, close, bot config...: no derived data changes
         return Change(
             kind=ChangeKind.SESSION_TITLE,
-            position=position,
             sequence_number=seq,
             workspace_id=ws,
             session_id=sid,
@@ -154,7 +150,6 @@ def classify(record: dict[str, Any], position: int) -> Change | None:
             raise ValueError(f"session REMOVE record {seq} has no OldImage (stream view type?)")
         return Change(
             kind=ChangeKind.SESSION_REMOVE,
-            position=position,
             sequence_number=seq,
             workspace_id=ws,
             session_id=sid,
