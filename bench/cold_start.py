@@ -52,8 +52,8 @@ def _session_fixture() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     sid = 123456
     session = Session(id=sid, workspace_id="ws1", container_id=12345, owner="alice", created_at=stamp,
                       updated_at=stamp, last_activity_at=stamp, idle_timeout=86400, expires_at_epoch=int(now) + 86400,
-                      title="Customer Support")
-    item = session_to_item(session, int(now) + 86400 * 31)
+                      title="Customer Support", purge_at=int(now) + 86400 * 31)
+    item = session_to_item(session)
     messages = []
     for i in range(5):
         m = Message(id=1000 + i, workspace_id="ws1", session_id=sid, container_id=12345, content=f"message {i}",

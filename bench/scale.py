@@ -51,8 +51,8 @@ def seed_others(client: Any, total: int, mine: int) -> None:
         sid = rng.randrange(1, 2**31 - 1)
         s = Session(id=sid, workspace_id="ws1", container_id=100_000 + i % 500, owner=f"user{i % 500}",
                     created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=86400,
-                    expires_at_epoch=int(now) + 86400, title=f"billing question {i}")
-        items.append({"PutRequest": {"Item": session_to_item(s, int(now) + 86400 * 31)}})
+                    expires_at_epoch=int(now) + 86400, title=f"billing question {i}", purge_at=int(now) + 86400 * 31)
+        items.append({"PutRequest": {"Item": session_to_item(s)}})
     for i in range(0, len(items), 25):
         client.batch_write_item(RequestItems={table: items[i:i + 25]})
 

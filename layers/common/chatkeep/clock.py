@@ -16,10 +16,6 @@ def now() -> float:
     return time.time() + _offset_seconds
 
 
-def utcnow() -> datetime:
-    return datetime.fromtimestamp(now(), tz=UTC)
-
-
 def advance(seconds: float) -> float:
     """Move the clock forward (tests, the local runtime). Returns the new offset."""
     global _offset_seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from chatkeep import clock, ids, limits, text
@@ -104,11 +105,17 @@ class ChatService:
         container.session_count = self.repo.count_sessions(principal.workspace_id, cid, clock.now())
         return container
 
-    def _require_container(self, principal: Principal, cid: int) -> Container:
-        container = self.repo.get_container(principal.workspace_id, cid)
-        if container is None or not self.visible(principal, container.owner):
-            raise NotFound("channel not found")
-        return container
+    def _container_in_view(self, principal: Principal, container: Container | None,
+                           require_container: bool) -> bool:
+        """For a read of a container's sessions: False when the container was never used (a todo reads as
+        empty), True when the caller may see it; NotFound when it is someone else's, or absent and required."""
+        if container is None:
+            if require_container:
+                raise NotFound("channel not found")
+            return False
+        if not self.visible(principal, container.owner):
+            raise NotFound("channel not found" if require_container else "todo not found")
+        return True
 
     # ---------------------------------------------------------------- sessions
 
@@ -125,7 +132,6 @@ class ChatService:
         initial_context = limits.check_text(initial_context, "initial_context", limits.MAX_INITIAL_CONTEXT_BYTES)
         timeout = limits.check_idle_timeout(idle_timeout) or self.settings.session_idle_timeout_seconds
         owner = principal.owner_tag
-        container_name = None
         if require_container or principal.is_service:
             container = self.repo.get_container(principal.workspace_id, container_id)
             if container is not None and self.visible(principal, container.owner):
@@ -146,7 +152,7 @@ class ChatService:
             )
             session.purge_at = int(session.expires_at_epoch) + self._retention()
             self.repo.create_session(session, owner_condition=self.owner_condition(principal),
-                                     agent_id=agent_id, container_name=container_name)
+                                     agent_id=agent_id)
             return session
 
         session = with_fresh_ids(attempt)
@@ -158,14 +164,14 @@ class ChatService:
                     before_message_id: int | None = None) -> SessionView:
         """The session and its newest messages in one Query (the guide's details call)."""
         message_limit = limits.check_limit(message_limit, limits.MAX_MESSAGES_PAGE, limits.MAX_MESSAGES_PAGE)
-        before = None
+        before_sk = None
         if before_message_id is not None:
             position = self.repo.message_position(principal.workspace_id, before_message_id)
             if position is None or position[0] != sid:
                 raise BadInput("'before' does not name a message of this session")
-            before = (position[1], before_message_id)
+            before_sk = position[1]
         session, messages, has_more = self.repo.get_session_view(
-            principal.workspace_id, sid, message_limit=message_limit, before_message=before)
+            principal.workspace_id, sid, message_limit=message_limit, before_sk=before_sk)
         return SessionView(self._live(principal, session, clock.now()), messages, has_more)
 
     def get_session_only(self, principal: Principal, sid: int) -> Session:
@@ -182,12 +188,8 @@ class ChatService:
         ws = principal.workspace_id
         container, sessions, has_more, next_cursor, exact_total = self.repo.list_sessions(
             ws, container_id, now, skip=skip, limit=limit, status=status, cursor=cursor)
-        if container is None:
-            if require_container:
-                raise NotFound("channel not found")
-            return SessionPage([], 0, False, None)  # a todo nobody has used yet reads as empty
-        if not self.visible(principal, container.owner):
-            raise NotFound("channel not found" if require_container else "todo not found")
+        if not self._container_in_view(principal, container, require_container):
+            return SessionPage([], 0, False, None)
         total = exact_total if exact_total is not None else self.repo.count_sessions(ws, container_id, now, status)
         return SessionPage(sessions, total, has_more, next_cursor)
 
@@ -344,14 +346,14 @@ class ChatService:
         return message, session
 
     def post_to_container(self, principal: Principal, container_id: int, *, content: Any, session_id: int | None,
-                          metadata: Any = None, role: str = "user") -> tuple[Message, Session]:
-        """REST: send to a channel; without a session id a new session is created first."""
+                          metadata: Any = None) -> tuple[Message, Session]:
+        """REST: send a user message to a channel; without a session id a new session is created first."""
         if session_id is None:
             limits.check_content(content)
             limits.check_metadata(metadata)
             session = self.create_session(principal, container_id, require_container=True)
             try:
-                return self.post_message(principal, session.id, content=content, role=role, metadata=metadata,
+                return self.post_message(principal, session.id, content=content, metadata=metadata,
                                          session=session)
             except ChatkeepError:
                 # The session exists only to carry this message: when the post fails (503 after retries),
@@ -367,8 +369,7 @@ class ChatService:
             session = self.get_session_only(principal, session_id)
             if session.container_id != container_id:
                 raise NotFound("session not found in this channel")
-        return self.post_message(principal, session_id, content=content, role=role, metadata=metadata,
-                                 session=session)
+        return self.post_message(principal, session_id, content=content, metadata=metadata, session=session)
 
     def list_messages(self, principal: Principal, sid: int, *, limit: int | None = None, order: str = "desc",
                       after: int | None = None, before: int | None = None) -> MessagePage:
@@ -407,12 +408,8 @@ class ChatService:
         count("SearchQueries")
         matches = self.search_index.matching_sessions(ws, container_id, words)
         container, sessions = self.repo.get_container_and_sessions(ws, container_id, list(matches))
-        if container is None:
-            if require_container:
-                raise NotFound("channel not found")
+        if not self._container_in_view(principal, container, require_container):
             return []
-        if not self.visible(principal, container.owner):
-            raise NotFound("channel not found" if require_container else "todo not found")
         now = clock.now()
         live = [s for s in sessions if s.purge_at > now and s.container_id == container_id]
         live.sort(key=lambda s: (not matches.get(s.id, False), _desc(s.last_activity_at)))
@@ -459,3 +456,11 @@ class ChatService:
 def _desc(stamp: str) -> str:
     """Sort key that orders ISO timestamps newest first."""
     return "".join(chr(0x10FFFF - ord(c)) for c in stamp)
+
+
+@lru_cache(maxsize=1)
+def default_service() -> ChatService:
+    """One ChatService per warm container, shared by both APIs (reset_caches() forgets it with the settings)."""
+    from chatkeep.repository.dynamodb import DynamoDBChatRepository
+
+    return ChatService(DynamoDBChatRepository())

@@ -33,6 +33,24 @@ class UnwrittenItems(ServiceUnavailable):
         self.requests = requests
 
 
+class TableAccess:
+    """One table through the shared client (or an injected one), with batch writes under the policy above:
+    what the search index and the stream store share."""
+
+    def __init__(self, table_name: str, client: Any | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.table_name = table_name
+        self._client = client
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.dynamodb()
+
+    def batch_write(self, requests: Sequence[dict[str, Any]]) -> int:
+        return batch_write(self.table_name, requests, client=self.client, sleep=self._sleep)
+
+
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]

@@ -24,7 +24,7 @@ from chatkeep.errors import (
 from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
-from chatkeep.repository.batch import backoff_delay, batch_write
+from chatkeep.repository.batch import MAX_ATTEMPTS, backoff_delay, batch_write
 from chatkeep.repository.codec import from_item, to_av, to_item
 from chatkeep.settings import Settings, get_settings
 
@@ -94,7 +94,7 @@ def session_from_item(item: dict[str, Any]) -> Session:
     )
 
 
-def session_to_item(session: Session, purge_at: int) -> dict[str, Any]:
+def session_to_item(session: Session) -> dict[str, Any]:
     ws, sid = session.workspace_id, session.id
     bot = session.bot_config
     return to_item({
@@ -118,7 +118,7 @@ def session_to_item(session: Session, purge_at: int) -> dict[str, Any]:
         "last_activity_at": session.last_activity_at,
         "idle_timeout": session.idle_timeout,
         "exp": int(session.expires_at_epoch),
-        "purge_at": purge_at,
+        "purge_at": session.purge_at,  # set by the service, from its retention setting
         "message_count": 0,
         "starter_key": session.starter_key,
     })
@@ -342,12 +342,10 @@ class DynamoDBChatRepository:
 
     # ------------------------------------------------------------ sessions
 
-    def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None,
-                       container_name: str | None = None) -> None:
+    def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None) -> None:
         from botocore.exceptions import ClientError
 
         ws = session.workspace_id
-        purge_at = int(session.expires_at_epoch) + self.settings.retention_days * 86400
         cpk = keys.container_pk(ws, session.container_id)
         names = {"#type": "type", "#owner": "owner"}
         values = {
@@ -357,10 +355,6 @@ class DynamoDBChatRepository:
         }
         update = ("SET #type = :ctype, ws = :ws, cid = :cid, #owner = if_not_exists(#owner, :owner), "
                   "created_at = if_not_exists(created_at, :now), gsi1pk = :gpk, gsi1sk = :tilde")
-        if container_name:
-            update += ", #name = if_not_exists(#name, :name)"
-            names["#name"] = "name"
-            values[":name"] = to_av(container_name)
         container_update: dict[str, Any] = {
             "TableName": self.table, "Key": {"pk": {"S": cpk}, "sk": {"S": keys.CONTAINER_SK}},
             "UpdateExpression": update, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
@@ -370,7 +364,7 @@ class DynamoDBChatRepository:
             container_update["ConditionExpression"] = "attribute_not_exists(pk) OR #owner = :me"
             values[":me"] = to_av(owner_condition)
         items: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": session_to_item(session, purge_at),
+            {"Put": {"TableName": self.table, "Item": session_to_item(session),
                      "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Update": container_update},
         ]
@@ -398,39 +392,12 @@ class DynamoDBChatRepository:
                 raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
             raise
 
-    def get_session_view(self, ws: str, sid: int, *, message_limit: int,
-                         before_message: tuple[str, int] | None = None
+    def get_session_view(self, ws: str, sid: int, *, message_limit: int, before_sk: str | None = None
                          ) -> tuple[Session | None, list[Message], bool]:
-        """The session and its newest messages (chronological) in one Query: `S` sorts after `M#...`."""
-        pk = keys.session_pk(ws, sid)
-        if before_message is not None:
-            found = self.get_session(ws, sid)
-            if found is None:
-                return None, [], False
-            resp = self._call(
-                "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
-                KeyConditionExpression="pk = :pk AND sk < :before",
-                ExpressionAttributeValues={":pk": {"S": pk}, ":before": {"S": before_message[0]}},
-                Limit=message_limit + 1)
-            messages = [message_from_item(from_item(i)) for i in resp.get("Items", [])]
-            has_more = len(messages) > message_limit or bool(resp.get("LastEvaluatedKey") and
-                                                               len(messages) == message_limit + 1)
-            messages = messages[:message_limit]
-            messages.reverse()
-            return found, messages, has_more
-        resp = self._call(
-            "query", TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":lo": {"S": keys.MESSAGE_SK_PREFIX},
-                                       ":hi": {"S": keys.SESSION_SK}},
-            Limit=message_limit + 2)
-        items = [from_item(i) for i in resp.get("Items", [])]
-        if not items or items[0].get("type") != "session":
-            return None, [], False
-        session = session_from_item(items[0])
-        messages = [message_from_item(i) for i in items[1:] if i.get("type") == "message"]
-        has_more = len(messages) > message_limit
-        messages = messages[:message_limit]
+        """The session and its newest messages, oldest first: the newest-first page of list_messages (one
+        Query that also returns the session item; two requests with a bound), in chronological order."""
+        session, messages, has_more = self.list_messages(ws, sid, limit=message_limit, newest_first=True,
+                                                         after_sk=None, before_sk=before_sk)
         messages.reverse()
         return session, messages, has_more
 
@@ -476,13 +443,14 @@ class DynamoDBChatRepository:
         return container, [found[sid] for sid in wanted if sid in found]
 
     def _batch_get(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        for attempt in range(8):
+        for attempt in range(MAX_ATTEMPTS):  # the retry policy of batch_write, for reads
+            if attempt:
+                time.sleep(backoff_delay(attempt - 1))
             resp = self._call("batch_get_item", RequestItems=request)
             yield from resp.get("Responses", {}).get(self.table, [])
             request = resp.get("UnprocessedKeys") or {}
             if not request:
                 return
-            time.sleep(backoff_delay(attempt))
         raise ServiceUnavailable("the data store is busy: retry shortly")
 
     def batch_write(self, requests: list[dict[str, Any]]) -> None:
@@ -752,10 +720,6 @@ class DynamoDBChatRepository:
         item = resp.get("Item")
         return agent_from_item(from_item(item)) if item else None
 
-    def default_agent_id(self, ws: str) -> int | None:
-        agent = self.get_agent_by_slug(ws, None)
-        return agent.id if agent else None
-
     def list_agents(self, ws: str, *, limit: int, after_slug: str | None) -> tuple[list[Agent], bool]:
         values: dict[str, Any] = {":g": {"S": keys.agents_gsi_pk(ws)}}
         kce = "gsi1pk = :g"
@@ -813,7 +777,6 @@ class DynamoDBChatRepository:
         from botocore.exceptions import ClientError
 
         ws = session.workspace_id
-        purge_at = int(session.expires_at_epoch) + self.settings.retention_days * 86400
         pointer: dict[str, Any] = {
             "TableName": self.table,
             "Item": to_item({"pk": keys.user_pk(ws, sub), "sk": keys.starter_sk(slug), "type": "starter",
@@ -827,7 +790,7 @@ class DynamoDBChatRepository:
         try:
             self._call("transact_write_items", TransactItems=[
                 {"Put": pointer},
-                {"Put": {"TableName": self.table, "Item": session_to_item(session, purge_at),
+                {"Put": {"TableName": self.table, "Item": session_to_item(session),
                          "ConditionExpression": "attribute_not_exists(pk)"}},
             ])
         except ClientError as exc:

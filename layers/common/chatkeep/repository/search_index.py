@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chatkeep import aws
 from chatkeep.repository import keys
-from chatkeep.repository.batch import BATCH_WRITE_LIMIT, batch_write
+from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
 from chatkeep.repository.codec import from_av, to_av
 from chatkeep.settings import Settings, get_settings
 
@@ -69,7 +68,7 @@ def parse_sk(sk: str) -> tuple[str, int, str]:
     return word, int(sid), field
 
 
-class SearchIndex:
+class SearchIndex(TableAccess):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -78,13 +77,7 @@ class SearchIndex:
         table_name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.table_name = table_name or (settings or get_settings()).search_table_name
-        self._client = client
-        self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.dynamodb()
+        super().__init__(table_name or (settings or get_settings()).search_table_name, client, sleep)
 
     # ---------------------------------------------------------------- read side (the APIs)
 
@@ -146,14 +139,14 @@ class SearchIndex:
             requests[key_id(item)] = {"PutRequest": {"Item": item}}
         if not requests:
             return 0
-        return batch_write(self.table_name, list(requests.values()), client=self.client, sleep=self._sleep)
+        return self.batch_write(list(requests.values()))
 
     def delete_keys(self, key_list: Iterable[dict[str, Any]]) -> int:
         """Delete entries by their low-level keys {pk, sk} (deduplicated)."""
         unique = {key_id(k): {"DeleteRequest": {"Key": {"pk": k["pk"], "sk": k["sk"]}}} for k in key_list}
         if not unique:
             return 0
-        return batch_write(self.table_name, list(unique.values()), client=self.client, sleep=self._sleep)
+        return self.batch_write(list(unique.values()))
 
     def session_entry_keys(self, workspace_id: str, session_id: int) -> Iterator[dict[str, Any]]:
         """Every entry key of a session, from the `by_session` GSI (KEYS_ONLY; eventually consistent)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from chatkeep import aws
 from chatkeep.repository import keys
-from chatkeep.repository.batch import BATCH_WRITE_LIMIT, batch_write
+from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
 from chatkeep.repository.codec import from_av, to_av
 from chatkeep.settings import Settings, get_settings
 
@@ -83,7 +83,7 @@ def parse_starter_key(value: Any, workspace_id: str, owner: str | None) -> tuple
     return keys.user_pk(workspace_id, owner), keys.starter_sk(slug or None)
 
 
-class StreamStore:
+class StreamStore(TableAccess):
     def __init__(
         self,
         settings: Settings | None = None,
@@ -92,13 +92,7 @@ class StreamStore:
         table_name: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.table_name = table_name or (settings or get_settings()).chat_table_name
-        self._client = client
-        self._sleep = sleep
-
-    @property
-    def client(self) -> Any:
-        return self._client or aws.dynamodb()
+        super().__init__(table_name or (settings or get_settings()).chat_table_name, client, sleep)
 
     # ---------------------------------------------------------------- counts
 
@@ -206,13 +200,9 @@ class StreamStore:
             messages[(ref.key["pk"]["S"], ref.key["sk"]["S"])] = {"DeleteRequest": {"Key": ref.key}}
         calls = 0
         if claims:
-            calls += batch_write(
-                self.table_name, list(claims.values()), client=self.client, sleep=self._sleep
-            )
+            calls += self.batch_write(list(claims.values()))
         if messages:
-            calls += batch_write(
-                self.table_name, list(messages.values()), client=self.client, sleep=self._sleep
-            )
+            calls += self.batch_write(list(messages.values()))
         return calls
 
     def delete_starter_pointer(self, pointer: tuple[str, str], session_id: int) -> bool:
