@@ -16,8 +16,11 @@ from graphql import (
     SelectionSetNode,
 )
 
+from chatkeep import limits
+
 # List fields and the most items they can return (their `limit` argument when it is a literal).
-LIST_FIELDS = {"sessions": 100, "messages": 200, "getSearchTodoChatSessions": 100}
+LIST_FIELDS = {"sessions": limits.MAX_PAGE, "messages": limits.MAX_MESSAGES_PAGE,
+               "getSearchTodoChatSessions": limits.MAX_PAGE}
 
 
 class _Analyser:

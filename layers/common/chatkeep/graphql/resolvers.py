@@ -7,7 +7,7 @@ from typing import Any
 
 from ariadne import EnumType, MutationType, ObjectType, QueryType, ScalarType
 
-from chatkeep import clock, ids
+from chatkeep import clock, ids, limits
 from chatkeep.errors import BadInput
 from chatkeep.models import Message, Session, SessionView
 from chatkeep.service import UNSET
@@ -57,9 +57,10 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 
 @session_type.field("messages")
-def resolve_messages(obj: dict[str, Any], info: Any, limit: int | None = 200, before: float | None = None) -> list:
+def resolve_messages(obj: dict[str, Any], info: Any, limit: int | None = limits.MAX_MESSAGES_PAGE,
+                     before: float | None = None) -> list:
     if limit is None:  # `messages(limit: null)` is valid GraphQL: the default
-        limit = 200
+        limit = limits.MAX_MESSAGES_PAGE
     preloaded = obj.get("_messages")
     if preloaded is not None and before is None and len(preloaded) <= limit:
         return [message_dict(m) for m in preloaded[-limit:]] if limit else []

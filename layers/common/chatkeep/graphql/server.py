@@ -46,12 +46,7 @@ class Context:
     service: Any
 
 
-@lru_cache(maxsize=1)
-def default_service() -> Any:
-    from chatkeep.repository.dynamodb import DynamoDBChatRepository
-    from chatkeep.service import ChatService
-
-    return ChatService(DynamoDBChatRepository())
+from chatkeep.service import default_service  # noqa: E402  (re-exported: tests and the harness reset it here)
 
 
 class DocumentCache:

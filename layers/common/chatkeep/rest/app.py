@@ -10,13 +10,15 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from chatkeep.auth import principal_from_event
 from chatkeep.errors import ChatkeepError
 from chatkeep.rest import errors
-from chatkeep.rest.common import remember_principal
 from chatkeep.rest.routers import agents, channels, messages, sessions
 
 TITLE = "chatkeep REST API"
@@ -26,6 +28,7 @@ DESCRIPTION = (
     "agents. Every /v1 route needs `Authorization: Bearer <JWT>`. Errors are "
     '`{"error": {"code", "message"}}`. Every POST accepts an `Idempotency-Key` header.'
 )
+NOT_JSON = "the request body must be application/json"
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs"})
 OPENAPI_ARGS: dict[str, Any] = {
     "title": TITLE,
@@ -58,14 +61,18 @@ def _no_route(exc: NotFoundError) -> Response:
     return errors.error_response(404, "not_found", "no such route")
 
 
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(exc: UnicodeDecodeError) -> Response:  # a body that is not UTF-8 cannot be JSON
+    return errors.error_response(400, "malformed_json", "the request body is not valid UTF-8 JSON")
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _not_json(exc: RequestUnsupportedContentType) -> Response:
+    return errors.from_domain(errors.UnsupportedMediaType(NOT_JSON))
+
+
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response:
-    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType
-
-    if isinstance(exc, UnicodeDecodeError):  # a body that is not UTF-8 cannot be JSON
-        return errors.error_response(400, "malformed_json", "the request body is not valid UTF-8 JSON")
-    if isinstance(exc, RequestUnsupportedContentType):
-        return errors.error_response(415, "unsupported_media_type", "the request body must be application/json")
     return errors.internal(exc)
 
 
@@ -144,13 +151,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except ChatkeepError as exc:
             return _refuse(exc)
     if event.get("body") and not _is_json(event):
-        return _refuse(errors.UnsupportedMediaType("the request body must be application/json"))
-    if context is not None:
-        from chatkeep.rest import idempotency
-
-        idempotency.register_lambda_context(context)
-    remember_principal(event, caller)  # the routes' principal() reuses it instead of parsing the claims again
-    try:
-        return app.resolve(event, context)
-    finally:
-        remember_principal(event, None)
+        return _refuse(errors.UnsupportedMediaType(NOT_JSON))
+    app.append_context(principal=caller)  # read by the routes' principal(); resolve() clears the context
+    return app.resolve(event, context)

@@ -6,16 +6,13 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from chatkeep import clock, ids
+from chatkeep import clock, ids, limits
 from chatkeep.auth import Principal, principal_from_event
-from chatkeep.errors import BadInput
 from chatkeep.models import Agent, Container, Message, Session
-from chatkeep.rest.errors import BadRequest
 from chatkeep.rest.schemas import AGENT_ID_PATTERN, CHANNEL_ID_PATTERN, SESSION_ID_PATTERN
-from chatkeep.service import ChatService
-from chatkeep.settings import get_settings
+from chatkeep.service import default_service
 
 # ---------------------------------------------------------------- parameters
 
@@ -25,6 +22,7 @@ SessionIdPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, description="A s
                                     examples=["ses_c1s"])]
 AgentIdPath = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agent id (`agt_...`)",
                                   examples=["agt_c1s"])]
+PageLimit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
@@ -35,51 +33,20 @@ IdempotencyKey = Annotated[
 
 # ---------------------------------------------------------------- caller and service
 
-_service: ChatService | None = None
+service = default_service
 
 
-def service() -> ChatService:
-    """One ChatService per warm container (rebuilt if the settings were reset, as tests do)."""
-    global _service
-    settings = get_settings()
-    if _service is None or _service.settings is not settings:
-        from chatkeep.repository.dynamodb import DynamoDBChatRepository
-
-        _service = ChatService(DynamoDBChatRepository(settings), settings=settings)
-    return _service
-
-
-# The caller of the request being handled: chatkeep.rest.app.handler authenticates before routing and
-# remembers it here for the route (one parse per request, not two). Held with its event, cleared after it.
-_current: tuple[Any, Principal] | None = None
-
-
-def remember_principal(event: Any, p: Principal | None) -> None:
-    global _current
-    _current = None if p is None else (event, p)
-
-
-def principal(event: Any) -> Principal:
-    raw = event.raw_event if hasattr(event, "raw_event") else event
-    current = _current
-    if current is not None and current[0] is raw:
-        return current[1]
-    return principal_from_event(raw)
+def principal(router: Any) -> Principal:
+    """The caller: chatkeep.rest.app.handler authenticates before routing and puts it in the routing context."""
+    p = router.context.get("principal")
+    return p if p is not None else principal_from_event(router.current_event.raw_event)
 
 
 def decode(kind: ids.Kind, text: str | None) -> int | None:
-    """A malformed id in the path or query is a malformed request (400)."""
-    if text is None:
-        return None
-    try:
-        return ids.decode(kind, text)
-    except BadInput as exc:
-        raise BadRequest(exc.message) from None
-
-
-def decode_body_id(kind: ids.Kind, text: str | None) -> int | None:
-    """Ids inside a JSON body are validated like any field (422); the schema pattern catches most first."""
+    """Ids in the path, query and body are checked against their pattern first (malformed -> 400 / 422)."""
     return None if text is None else ids.decode(kind, text)
+
+
 
 
 def enc(kind: ids.Kind, number: int | None) -> str | None:
@@ -161,7 +128,9 @@ def created(p: Principal, route: str, idempotency_key: str | None, payload: dict
     if idempotency_key is None:
         status, body = run()
         return json_response(status, body)
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
     from chatkeep.rest.idempotency import run_once
 
-    status, body, replayed = run_once(p, route, idempotency_key, payload, run)
+    status, body, replayed = run_once(p, route, idempotency_key, payload, run, BaseRouter.lambda_context)
     return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)

@@ -21,12 +21,6 @@ from chatkeep.rest.schemas import ErrorBody, GatewayError
 ID_QUERY_PARAMS = frozenset({"after", "before", "cursor"})
 
 
-class BadRequest(ChatkeepError):
-    """Malformed request (not JSON, malformed id): REST 400."""
-
-    code, rest_code, status = "BAD_USER_INPUT", "bad_request", 400
-
-
 class UnsupportedMediaType(ChatkeepError):
     code, rest_code, status = "BAD_USER_INPUT", "unsupported_media_type", 415
 

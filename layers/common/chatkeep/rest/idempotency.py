@@ -20,34 +20,45 @@ EXPIRES_AFTER_SECONDS = 24 * 3600
 KEY_PREFIX = "chatkeep-rest"
 
 _layers: dict[tuple[str, int], Any] = {}
-_lambda_context: Any = None
+
+def _execute(request: dict[str, Any], run: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
+    status, body = run()
+    return {"status": status, "body": body}
 
 
-def register_lambda_context(context: Any) -> None:
-    """Lets Powertools expire an in-progress record when the invocation times out (not after 24 h)."""
-    global _lambda_context
-    _lambda_context = context
+def _mark_replay(response: Any, record: Any) -> Any:
+    return {**response, "replayed": True}
 
 
-def _persistence() -> Any:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+def _idempotent() -> tuple[Any, Any]:
+    """(config, wrapped _execute), built once per table and client (tests and the local runtime reset them)."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
 
     from chatkeep import aws
 
     client = aws.client("dynamodb")  # our factory: moto and the local runtime point it elsewhere
     table = get_settings().idempotency_table_name
     key = (table, id(client))
-    layer = _layers.get(key)
-    if layer is None:
+    built = _layers.get(key)
+    if built is None:
         _layers.clear()
-        layer = _layers[key] = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
-    return layer
+        config = IdempotencyConfig(
+            event_key_jmespath="key", payload_validation_jmespath="payload", raise_on_no_idempotency_key=True,
+            expires_after_seconds=EXPIRES_AFTER_SECONDS, hash_function="sha256", response_hook=_mark_replay,
+        )
+        layer = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
+        built = _layers[key] = (config, idempotent_function(
+            _execute, data_keyword_argument="request", persistence_store=layer, config=config, key_prefix=KEY_PREFIX))
+    return built
 
 
 def run_once(principal: Principal, route: str, key: str, payload: dict[str, Any],
-             run: Callable[[], tuple[int, Any]]) -> tuple[int, Any, bool]:
+             run: Callable[[], tuple[int, Any]], lambda_context: Any = None) -> tuple[int, Any, bool]:
     """(status, body, replayed). Raises IdempotencyKeyReused / IdempotencyInProgress / ServiceUnavailable."""
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyPersistenceLayerError,
@@ -57,25 +68,11 @@ def run_once(principal: Principal, route: str, key: str, payload: dict[str, Any]
     from chatkeep.errors import ServiceUnavailable
     from chatkeep.rest.errors import IdempotencyInProgress, IdempotencyKeyReused
 
-    def mark_replay(response: Any, record: Any) -> Any:
-        return {**response, "replayed": True}
-
-    config = IdempotencyConfig(
-        event_key_jmespath="key", payload_validation_jmespath="payload", raise_on_no_idempotency_key=True,
-        expires_after_seconds=EXPIRES_AFTER_SECONDS, hash_function="sha256", response_hook=mark_replay,
-    )
-    if _lambda_context is not None:
-        config.register_lambda_context(_lambda_context)
-
-    def execute(request: dict[str, Any]) -> dict[str, Any]:
-        status, body = run()
-        return {"status": status, "body": body}
-
-    wrapped = idempotent_function(execute, data_keyword_argument="request", persistence_store=_persistence(),
-                                  config=config, key_prefix=KEY_PREFIX)
+    config, wrapped = _idempotent()
+    config.register_lambda_context(lambda_context)  # lets Powertools expire an in-progress record at the timeout
     request = {"key": [principal.workspace_id, principal.sub, route, key], "payload": payload}
     try:
-        result = wrapped(request=request)
+        result = wrapped(request=request, run=run)
     except IdempotencyValidationError:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body; use a new key") from None

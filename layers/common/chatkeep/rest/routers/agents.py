@@ -11,6 +11,7 @@ from chatkeep import ids, limits
 from chatkeep.rest.common import (
     AgentIdPath,
     IdempotencyKey,
+    PageLimit,
     agent_json,
     created,
     decode,
@@ -23,7 +24,6 @@ from chatkeep.rest.schemas import AgentList, AgentOut, CreateAgentIn
 
 router = Router()
 
-Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
 Cursor = Annotated[str | None, Query(pattern=limits.SLUG.pattern, description="`next_cursor` of the previous page")]
 
 
@@ -31,7 +31,7 @@ Cursor = Annotated[str | None, Query(pattern=limits.SLUG.pattern, description="`
              responses=declare(201, AgentOut, "The agent (the workspace's first agent becomes its default)",
                                409, 413, 415))
 def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
 
     def run() -> tuple[int, dict]:
         agent = service().create_agent(p, slug=body.slug, name=body.name, model=body.model,
@@ -43,8 +43,8 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
 
 @router.get("/v1/agents", tags=["agents"], summary="List the workspace's agents (by slug)",
             responses=declare(200, AgentList, "A page of agents"))
-def list_agents(limit: Limit = 20, cursor: Cursor = None):
-    p = principal(router.current_event)
+def list_agents(limit: PageLimit = 20, cursor: Cursor = None):
+    p = principal(router)
     agents, has_more = service().list_agents(p, limit=limit, after_slug=cursor)
     return json_response(200, {"data": [agent_json(a) for a in agents], "has_more": has_more,
                                "next_cursor": agents[-1].slug if has_more and agents else None})
@@ -53,5 +53,5 @@ def list_agents(limit: Limit = 20, cursor: Cursor = None):
 @router.get("/v1/agents/<agent_id>", tags=["agents"], summary="Get an agent",
             responses=declare(200, AgentOut, "The agent"))
 def get_agent(agent_id: AgentIdPath):
-    p = principal(router.current_event)
+    p = principal(router)
     return json_response(200, agent_json(service().get_agent(p, decode(ids.Kind.AGENT, agent_id))))

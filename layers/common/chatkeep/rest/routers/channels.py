@@ -11,7 +11,6 @@ from chatkeep.rest.common import (
     channel_json,
     created,
     decode,
-    decode_body_id,
     json_response,
     principal,
     service,
@@ -26,11 +25,11 @@ router = Router()
              responses=declare(201, ChannelOut, "The channel (yours; shared by the workspace when created by a "
                                                 "service principal)", 409, 413, 415))
 def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
 
     def run() -> tuple[int, dict]:
         channel = service().create_container(p, name=body.name, metadata=body.metadata,
-                                              agent_id=decode_body_id(ids.Kind.AGENT, body.agent_id))
+                                              agent_id=decode(ids.Kind.AGENT, body.agent_id))
         return 201, channel_json(channel)
 
     return created(p, "POST /v1/channels", idempotency_key, {"body": body.model_dump(mode="json")}, run)
@@ -39,6 +38,6 @@ def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None
 @router.get("/v1/channels/<channel_id>", tags=["channels"], summary="Get a channel, with its session count",
             responses=declare(200, ChannelOut, "The channel"))
 def get_channel(channel_id: ChannelIdPath):
-    p = principal(router.current_event)
+    p = principal(router)
     channel = service().get_container(p, decode(ids.Kind.CHANNEL, channel_id))
     return json_response(200, channel_json(channel))

@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from chatkeep import ids, limits
+from chatkeep import ids
 from chatkeep.rest.common import (
     ChannelIdPath,
     IdempotencyKey,
+    PageLimit,
     SessionIdPath,
     created,
     decode,
-    decode_body_id,
     json_response,
     message_json,
     principal,
@@ -33,7 +33,6 @@ from chatkeep.rest.schemas import (
 
 router = Router()
 
-Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
 Order = Annotated[Literal["asc", "desc"], Query(description="asc: oldest first; desc (default): newest first")]
 MessageRef = Annotated[str | None, Query(pattern=MESSAGE_ID_PATTERN,
                                          description="A message id (`msg_...`) of this session")]
@@ -44,12 +43,12 @@ MessageRef = Annotated[str | None, Query(pattern=MESSAGE_ID_PATTERN,
              responses=declare(201, ChannelMessageOut, "The session (new or given) and the message", 409, 413, 415))
 def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
                          idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
     cid = decode(ids.Kind.CHANNEL, channel_id)
 
     def run() -> tuple[int, dict]:
         message, session = service().post_to_container(
-            p, cid, content=body.content, session_id=decode_body_id(ids.Kind.SESSION, body.session_id),
+            p, cid, content=body.content, session_id=decode(ids.Kind.SESSION, body.session_id),
             metadata=body.metadata)
         return 201, {"session": session_json(session), "message": message_json(message)}
 
@@ -62,7 +61,7 @@ def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
                                                 "session no longer accepts messages", 409, 413, 415))
 def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
                          idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
     sid = decode(ids.Kind.SESSION, session_id)
 
     def run() -> tuple[int, dict]:
@@ -75,9 +74,9 @@ def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
 
 @router.get("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Read a session's history",
             responses=declare(200, MessageList, "A page of messages in the order asked for"))
-def list_messages(session_id: SessionIdPath, limit: Limit = 20, order: Order = "desc", after: MessageRef = None,
+def list_messages(session_id: SessionIdPath, limit: PageLimit = 20, order: Order = "desc", after: MessageRef = None,
                   before: MessageRef = None):
-    p = principal(router.current_event)
+    p = principal(router)
     page = service().list_messages(p, decode(ids.Kind.SESSION, session_id), limit=limit, order=order,
                                    after=decode(ids.Kind.MESSAGE, after), before=decode(ids.Kind.MESSAGE, before))
     data = [message_json(m) for m in page.messages]

@@ -9,14 +9,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from chatkeep import clock, ids, limits, text
+from chatkeep import clock, ids, text
 from chatkeep.rest.common import (
     ChannelIdPath,
     IdempotencyKey,
+    PageLimit,
     SessionIdPath,
     created,
     decode,
-    decode_body_id,
     json_response,
     principal,
     service,
@@ -35,7 +35,6 @@ from chatkeep.service import UNSET
 
 router = Router()
 
-Limit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
 Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")]
 Status = Annotated[Literal["active", "expired", "closed"] | None, Query(description="Only sessions in this state")]
 SearchQuery = Annotated[str | None, Query(
@@ -72,12 +71,12 @@ def from_rest_cursor(cursor: str) -> str:
                                409, 413, 415))
 def create_session(channel_id: ChannelIdPath, body: CreateSessionIn,
                    idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
     cid = decode(ids.Kind.CHANNEL, channel_id)
 
     def run() -> tuple[int, dict]:
         session = service().create_session(
-            p, cid, title=body.title, agent_id=decode_body_id(ids.Kind.AGENT, body.agent_id),
+            p, cid, title=body.title, agent_id=decode(ids.Kind.AGENT, body.agent_id),
             metadata=body.metadata, initial_context=body.initial_context, idle_timeout=body.idle_timeout_seconds,
             require_container=True)
         return 201, session_json(session)
@@ -89,9 +88,9 @@ def create_session(channel_id: ChannelIdPath, body: CreateSessionIn,
 @router.get("/v1/channels/<channel_id>/sessions", tags=["sessions"],
             summary="List a channel's sessions, most recent activity first",
             responses=declare(200, SessionList, "A page of sessions"))
-def list_sessions(channel_id: ChannelIdPath, limit: Limit = 20, cursor: Cursor = None,
+def list_sessions(channel_id: ChannelIdPath, limit: PageLimit = 20, cursor: Cursor = None,
                   status: Status = None):
-    p = principal(router.current_event)
+    p = principal(router)
     page = service().list_sessions(p, decode(ids.Kind.CHANNEL, channel_id), limit=limit,
                                    cursor=None if cursor is None else from_rest_cursor(cursor), status=status,
                                    require_container=True)
@@ -102,8 +101,8 @@ def list_sessions(channel_id: ChannelIdPath, limit: Limit = 20, cursor: Cursor =
 
 @router.get("/v1/channels/<channel_id>/sessions/search", tags=["sessions"], summary="Search a channel's sessions",
             responses=declare(200, SessionSearchResult, "Matching sessions: title matches first, then recency"))
-def search_sessions(channel_id: ChannelIdPath, q: SearchQuery = None, limit: Limit = 20):
-    p = principal(router.current_event)
+def search_sessions(channel_id: ChannelIdPath, q: SearchQuery = None, limit: PageLimit = 20):
+    p = principal(router)
     found = service().search_sessions(p, decode(ids.Kind.CHANNEL, channel_id), q, limit=limit,
                                       require_container=True)
     now = clock.now()
@@ -113,7 +112,7 @@ def search_sessions(channel_id: ChannelIdPath, q: SearchQuery = None, limit: Lim
 @router.get("/v1/sessions/<session_id>", tags=["sessions"], summary="Get a session",
             responses=declare(200, SessionOut, "The session, with message_count and last_message_at"))
 def get_session(session_id: SessionIdPath):
-    p = principal(router.current_event)
+    p = principal(router)
     session = service().get_session_only(p, decode(ids.Kind.SESSION, session_id))
     return json_response(200, session_json(session))
 
@@ -121,7 +120,7 @@ def get_session(session_id: SessionIdPath):
 @router.patch("/v1/sessions/<session_id>", tags=["sessions"], summary="Update a session's title, metadata, agent",
               responses=declare(200, SessionOut, "The updated session", 409, 413, 415))
 def update_session(session_id: SessionIdPath, body: UpdateSessionIn):
-    p = principal(router.current_event)
+    p = principal(router)
     sid = decode(ids.Kind.SESSION, session_id)
     given = body.model_fields_set
     svc = service()
@@ -132,7 +131,7 @@ def update_session(session_id: SessionIdPath, body: UpdateSessionIn):
             p, sid,
             title=body.title if "title" in given else UNSET,
             metadata=(body.metadata or {}) if "metadata" in given else UNSET,
-            agent_id=decode_body_id(ids.Kind.AGENT, body.agent_id) if "agent_id" in given else UNSET)
+            agent_id=decode(ids.Kind.AGENT, body.agent_id) if "agent_id" in given else UNSET)
     return json_response(200, session_json(session))
 
 
@@ -140,7 +139,7 @@ def update_session(session_id: SessionIdPath, body: UpdateSessionIn):
              responses=declare(200, SessionOut, "The session, status closed (closing twice is not an error)",
                                409))
 def close_session(session_id: SessionIdPath, idempotency_key: IdempotencyKey = None):
-    p = principal(router.current_event)
+    p = principal(router)
     sid = decode(ids.Kind.SESSION, session_id)
 
     def run() -> tuple[int, dict]:
@@ -152,6 +151,6 @@ def close_session(session_id: SessionIdPath, idempotency_key: IdempotencyKey = N
 @router.delete("/v1/sessions/<session_id>", tags=["sessions"], summary="Delete a session and its messages",
                responses=declare(204, None, "Deleted"))
 def delete_session(session_id: SessionIdPath):
-    p = principal(router.current_event)
+    p = principal(router)
     service().delete_session(p, decode(ids.Kind.SESSION, session_id))
     return Response(status_code=204)
