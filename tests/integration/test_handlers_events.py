@@ -5,16 +5,13 @@ events must get a `batchItemFailures` list. A function or events that do not exi
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import uuid
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chatkeep_local import lambda_runtime
 from conftest import TEMPLATE
 
 # A handler that publishes no metric for an event (a read) makes Powertools warn; that is not a failure.
@@ -61,40 +58,11 @@ def cases() -> list[Any]:
     return found
 
 
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    timeout_s: int
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/local"
-    log_stream_name: str = "2025/01/01/[$LATEST]local"
-
-    def __post_init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.timeout_s * 1000
-
-
+@cache
 def load_handler(logical_id: str) -> Any:
-    """The declared handler, imported from its file under a module name of its own (every function's module
-    is app.py: importing them all as `app` would hand one function another's handler)."""
-    spec_ = declared_functions()[logical_id]
-    module_file = spec_.module_file
-    name = f"_chatkeep_handler_{logical_id}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, module_file)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return getattr(sys.modules[name], spec_.handler_name)
+    """The declared handler, loaded once per test session as the local runtime loads it (by file path, under a
+    module name of its own: every function's module is app.py)."""
+    return lambda_runtime.load_handler(declared_functions()[logical_id])
 
 
 def test_every_function_in_the_template_has_a_family_of_events():
@@ -121,8 +89,7 @@ def test_given_a_sample_event_when_invoking_the_declared_handler_then_a_well_for
     reset_caches()
     event = json.loads(event_path.read_text())
     handler = load_handler(function)
-    context = LambdaContext(function_name=spec.function_name or function, memory_limit_in_mb=spec.memory_size,
-                            timeout_s=spec.timeout)
+    context = lambda_runtime.LambdaContext(spec)
     response = handler(event, context)
     json.dumps(response)  # what Lambda returns must serialise
 

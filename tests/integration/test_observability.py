@@ -9,20 +9,10 @@ import logging
 from typing import Any
 
 import pytest
+from chatkeep_local.harness import LambdaContext
 
 from tests.conftest import claims_for, http_event
 from tests.integration.test_handlers_events import load_handler
-
-
-class Context:
-    function_name = "chatkeep-rest-api"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chatkeep-rest-api"
-    aws_request_id = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 9000
 
 
 class Records(logging.Handler):
@@ -39,7 +29,7 @@ def rest(dynamodb: Any) -> Any:
     handler = load_handler("RestApiFunction")
 
     def call(method: str, path: str, body: Any = None) -> dict[str, Any]:
-        out = handler(http_event(method, path, body=body, claims=claims_for()), Context())
+        out = handler(http_event(method, path, body=body, claims=claims_for()), LambdaContext())
         assert out["statusCode"] < 300, out
         return json.loads(out["body"])
 

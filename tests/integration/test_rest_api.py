@@ -584,25 +584,11 @@ def test_openapi_and_docs_need_no_auth(dynamodb: Any) -> None:
 
 def test_functions_rest_api_handler(dynamodb: Any) -> None:
     """functions/rest_api/app.py is the Lambda entry point: thin, and it runs with a Lambda context."""
-    import importlib.util
-    from pathlib import Path
+    from chatkeep_local.harness import LambdaContext
 
-    spec = importlib.util.spec_from_file_location(
-        "rest_api_function", Path(__file__).resolve().parents[2] / "functions" / "rest_api" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    class Context:
-        function_name = "chatkeep-rest-api"
-        memory_limit_in_mb = 512
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chatkeep-rest-api"
-        aws_request_id = "req-1"
-
-        @staticmethod
-        def get_remaining_time_in_millis() -> int:
-            return 9000
+    from tests.integration.test_handlers_events import load_handler
 
     event = http_event("POST", "/v1/channels", body={"name": "via lambda"}, claims=claims_for(),
                        headers={"Idempotency-Key": "lambda-1"})
-    out = module.lambda_handler(event, Context())
+    out = load_handler("RestApiFunction")(event, LambdaContext())
     assert out["statusCode"] == 201 and json.loads(out["body"])["name"] == "via lambda"

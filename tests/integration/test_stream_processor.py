@@ -8,7 +8,6 @@ an API delete and a TTL delete (REMOVE with the service identity) leave no item 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,9 @@ from chatkeep.service import ChatService
 from chatkeep.settings import get_settings
 from chatkeep.stream import processor as stream_processor
 from chatkeep.stream.processor import CoalescingBatchProcessor, handle
+from chatkeep_local.harness import LambdaContext
+
+from tests.integration.test_handlers_events import load_handler
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
@@ -335,22 +337,6 @@ def test_starter_pointer_kept_when_it_names_a_newer_session(harness: Harness):
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-class FakeContext:
-    function_name = "stream-processor"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stream-processor"
-    aws_request_id = "req-1"
-
-
-def load_handler() -> Any:
-    path = EVENTS.parent / "functions" / "stream_processor" / "app.py"
-    spec = importlib.util.spec_from_file_location("stream_processor_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
-
-
 @pytest.mark.parametrize("name", [
     "dynamodb_insert_session", "dynamodb_insert_message", "dynamodb_modify_session_title",
     "dynamodb_remove_session", "dynamodb_ttl_remove_session",
@@ -360,7 +346,7 @@ def test_sample_events_through_the_lambda_handler(harness: Harness, name: str):
     record = event["Records"][0]
     assert record["eventSource"] == "aws:dynamodb" and record["eventVersion"] == "1.1"
     assert ("userIdentity" in record) == (name == "dynamodb_ttl_remove_session")
-    assert load_handler()(event, FakeContext()) == {"batchItemFailures": []}
+    assert load_handler("StreamProcessorFunction")(event, LambdaContext()) == {"batchItemFailures": []}
     if name == "dynamodb_insert_session":
         image = record["dynamodb"]["NewImage"]
         ws, cid, sid = image["ws"]["S"], int(image["cid"]["N"]), int(image["sid"]["N"])
@@ -420,7 +406,7 @@ def test_given_posted_messages_when_their_batch_is_processed_then_one_emf_line_c
     metrics.clear_metrics()
     capsys.readouterr()
 
-    assert load_handler()({"Records": records}, FakeContext()) == {"batchItemFailures": []}
+    assert load_handler("StreamProcessorFunction")({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert len(lines) == 1
