@@ -12,6 +12,7 @@ from typing import Any
 
 from chatkeep import aws
 from chatkeep.errors import ServiceUnavailable
+from chatkeep.settings import Settings, get_settings
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's limit per BatchWriteItem (moto accepts more: enforce it here)
 MAX_ATTEMPTS = 8  # per request: the first try + 7 retries of its unprocessed items
@@ -35,11 +36,20 @@ class UnwrittenItems(ServiceUnavailable):
 
 class TableAccess:
     """One table through the shared client (or an injected one), with batch writes under the policy above:
-    what the search index and the stream store share."""
+    what the search index and the stream store share. `settings_table` names the Settings field that gives
+    the table when none is passed."""
 
-    def __init__(self, table_name: str, client: Any | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.table_name = table_name
+    settings_table: str
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: Any | None = None,
+        *,
+        table_name: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name or getattr(settings or get_settings(), self.settings_table)
         self._client = client
         self._sleep = sleep
 

@@ -11,15 +11,13 @@ after that is raised as `UnwrittenItems` so the caller can fail exactly the sess
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from chatkeep.repository import keys
 from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
 from chatkeep.repository.codec import from_av, to_av
-from chatkeep.settings import Settings, get_settings
 
 BY_SESSION_INDEX = "by_session"
 TITLE = "t"
@@ -69,15 +67,7 @@ def parse_sk(sk: str) -> tuple[str, int, str]:
 
 
 class SearchIndex(TableAccess):
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        client: Any | None = None,
-        *,
-        table_name: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(table_name or (settings or get_settings()).search_table_name, client, sleep)
+    settings_table = "search_table_name"
 
     # ---------------------------------------------------------------- read side (the APIs)
 

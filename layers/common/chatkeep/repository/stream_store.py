@@ -9,8 +9,7 @@ ALL_OLD and counts only what is newer.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from chatkeep import aws
 from chatkeep.repository import keys
 from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
 from chatkeep.repository.codec import from_av, to_av
-from chatkeep.settings import Settings, get_settings
+from chatkeep.settings import get_settings
 
 SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits
 MAX_COUNT_ATTEMPTS = 4
@@ -84,15 +83,7 @@ def parse_starter_key(value: Any, workspace_id: str, owner: str | None) -> tuple
 
 
 class StreamStore(TableAccess):
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        client: Any | None = None,
-        *,
-        table_name: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(table_name or (settings or get_settings()).chat_table_name, client, sleep)
+    settings_table = "chat_table_name"
 
     # ---------------------------------------------------------------- counts
 
