@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +37,26 @@ os.environ.update({
 })
 
 
+@cache
+def _template() -> dict[str, Any]:
+    """template.yaml, parsed once per test session (create_tables only reads it)."""
+    from chatkeep_local.template import load_template
+
+    return load_template(TEMPLATE)
+
+
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """moto with every table of template.yaml (created from the template, never restated here)."""
     import boto3
     from chatkeep_local import moto_dynamodb
-    from chatkeep_local.template import create_tables, load_template
+    from chatkeep_local.template import create_tables
     from moto import mock_aws
 
     moto_dynamodb.install()  # DynamoDB's transaction semantics (moto's copy-and-rollback is neither fast nor isolated)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        created = create_tables(client, load_template(TEMPLATE))
+        created = create_tables(client, _template())
         for logical_id, name in created.items():
             if logical_id in TABLE_ENV:
                 monkeypatch.setenv(TABLE_ENV[logical_id], name)

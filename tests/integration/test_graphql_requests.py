@@ -177,27 +177,9 @@ def starter_items(client: Any, workspace: str, sub: str) -> tuple[list[dict[str,
     return pointers, sessions
 
 
-@pytest.fixture
-def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One DynamoDB request at a time. moto's in-process TransactWriteItems is not isolated between threads
-    (it snapshots whole tables and restores them on a cancelled transaction, which can erase a concurrent
-    winner's writes); DynamoDB itself applies each request atomically. Serialising per request keeps every
-    interleaving between requests (where the product's race lives) and removes moto's own race."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    lock = threading.RLock()
-    original = DynamoHandler.call_action
-
-    def call_action(self: Any) -> Any:
-        with lock:
-            return original(self)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
-
-
 @pytest.mark.parametrize("slug", ["helper", None])
 def test_given_concurrent_first_calls_for_one_user_and_slug_then_one_session(
-        dynamodb, chat_service, atomic_moto, monkeypatch, slug):
+        dynamodb, chat_service, monkeypatch, slug):
     from chatkeep.graphql.server import default_service
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
 
@@ -243,7 +225,7 @@ def test_given_concurrent_first_calls_for_one_user_and_slug_then_one_session(
     assert listed["totalCount"] == 1
 
 
-def test_given_concurrent_calls_without_forcing_then_still_one_session(dynamodb, chat_service, atomic_moto):
+def test_given_concurrent_calls_without_forcing_then_still_one_session(dynamodb, chat_service):
     """The same race left to the scheduler (8 threads released together)."""
     from chatkeep.graphql.server import default_service
 

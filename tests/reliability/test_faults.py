@@ -323,23 +323,6 @@ def test_transient_stream_fault_is_absorbed_by_retries(client: Any, sleeps: list
 # ---------------------------------------------------------------- races
 
 
-@pytest.fixture
-def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In process, moto serves requests on the caller's thread and is not thread-safe (a transaction
-    deep-copies the table while another thread writes to it). DynamoDB applies each request atomically:
-    serialize moto's request handling so the races below are our code's races, not moto's."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.RLock()
-    original = BotocoreStubber.__call__
-
-    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(BotocoreStubber, "__call__", locked)
-
-
 def _messages(client: Any, sid: int) -> list[dict[str, Any]]:
     from chatkeep.repository import keys
 
@@ -365,7 +348,7 @@ def _race(posts: int, sid: int, action: Any, at: int) -> tuple[dict[str, str], l
     return outcomes, sorted(outcomes)
 
 
-def test_posts_racing_a_close_never_land_in_the_closed_session(client: Any, atomic_moto: None) -> None:
+def test_posts_racing_a_close_never_land_in_the_closed_session(client: Any) -> None:
     sid = _session("closing")
     closed: dict[str, Any] = {}
 
@@ -385,7 +368,7 @@ def test_posts_racing_a_close_never_land_in_the_closed_session(client: Any, atom
     # the close committed may carry a later stamp. The commit order is what the conditional write decides.)
 
 
-def test_posts_racing_an_expiry_never_land_after_it(client: Any, clock_offset: Any, atomic_moto: None) -> None:
+def test_posts_racing_an_expiry_never_land_after_it(client: Any, clock_offset: Any) -> None:
     """Idle timeout 60 s. Mid-race the clock jumps 61 s past the last activity: every post that sees the new
     time is refused, and no stored message follows a gap of 60 s or more (a post into an expired session)."""
     from chatkeep import clock
@@ -409,7 +392,7 @@ def test_posts_racing_an_expiry_never_land_after_it(client: Any, clock_offset: A
     assert "SESSION_EXPIRED" in outcomes.values()
 
 
-def test_delete_racing_posts_leaves_no_orphan_after_the_cascade(client: Any, atomic_moto: None) -> None:
+def test_delete_racing_posts_leaves_no_orphan_after_the_cascade(client: Any) -> None:
     from chatkeep import settings
     from chatkeep.repository import keys
     from chatkeep.repository.stream_store import StreamReader
