@@ -1,0 +1,115 @@
+"""Request validation, compiled once per route: the REST app's one validation middleware.
+
+The routes declare their parameters as Powertools does (`Annotated[str, Path(...)]`, `Query`, `Header`, a
+pydantic body model); Powertools reads those signatures for the OpenAPI document. Validating them per request
+is done here instead of by Powertools' `enable_validation` middleware, which walks every declared parameter in
+Python on each request (about half of a warm GET's CPU, README.md "Performance" §3). Here each route's
+parameters become one pydantic model (`path`, `query`, `header`, `body`), built on the route's first request,
+and a request is one `validate_python` call.
+
+What reaches the route and what fails are Powertools' own contract: the route is called with the validated
+values by parameter name; a failure raises `RequestValidationError` with pydantic's errors located as
+`("path" | "query" | "header", alias)` or `("body", field, ...)`, and a body that is not JSON as `json_invalid`.
+One difference, on purpose: a JSON array body is a 422 (Powertools validated its first element)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError, create_model
+
+LOCATIONS = ("path", "query", "header")
+
+
+class RequestPlan:
+    """One route's request model and what to read from the event for it."""
+
+    __slots__ = ("body_name", "header_aliases", "model", "reads_query", "sections")
+
+    def __init__(self, route: Any) -> None:
+        dependant = route.dependant
+        if dependant.cookie_params:
+            raise NotImplementedError(f"{route.method} {route.path}: cookie parameters are not read by chatkeep")
+        if len(dependant.body_params) > 1 or any(getattr(f.field_info, "embed", False) for f in dependant.body_params):
+            raise NotImplementedError(f"{route.method} {route.path}: one body model, not embedded, per route")
+        name = "".join(part.title() for part in route.func.__name__.split("_"))
+        params = {"path": dependant.path_params, "query": dependant.query_params, "header": dependant.header_params}
+        fields: dict[str, Any] = {}
+        self.sections: list[str] = []
+        for location, declared in params.items():
+            if declared:
+                section = create_model(f"{name}{location.title()}",
+                                       **{f.name: (f.field_info.annotation, _keyed_by_alias(f)) for f in declared})
+                fields[location] = (section, ...)
+                self.sections.append(location)
+        self.body_name: str | None = None
+        if dependant.body_params:
+            body = dependant.body_params[0]
+            self.body_name = body.name
+            fields["body"] = (body.field_info.annotation, body.field_info)
+        self.model: type[BaseModel] = create_model(f"{name}Request", **fields)
+        self.reads_query = bool(dependant.query_params)
+        # API Gateway HTTP APIs deliver header names in lower case.
+        self.header_aliases = [(f.alias, f.alias.lower()) for f in dependant.header_params]
+
+    def arguments(self, event: dict[str, Any], path_values: dict[str, str]) -> dict[str, Any]:
+        """The route's keyword arguments, validated; RequestValidationError otherwise."""
+        data: dict[str, Any] = {"path": path_values}
+        if self.reads_query:
+            data["query"] = event.get("queryStringParameters") or {}
+        if self.header_aliases:
+            headers = event.get("headers") or {}
+            data["header"] = {alias: headers[lower] for alias, lower in self.header_aliases if lower in headers}
+        if self.body_name is not None:
+            body = _json_body(event)
+            if body is not None:  # no body (or JSON null) is a missing body, as Powertools reports it
+                data["body"] = body
+        try:
+            request = self.model.__pydantic_validator__.validate_python(data)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        values: dict[str, Any] = {}
+        for section in self.sections:
+            values.update(getattr(request, section).__dict__)
+        if self.body_name is not None:
+            values[self.body_name] = request.body
+        return values
+
+
+def _keyed_by_alias(field: Any) -> Any:
+    """The parameter's FieldInfo, read from the input under the name Powertools reads it by (and reports in
+    errors): for a header, its lower-case alias (`idempotency-key`), not the declared `Idempotency-Key`."""
+    info = copy.copy(field.field_info)
+    info.validation_alias = field.alias
+    return info
+
+
+def _json_body(event: dict[str, Any]) -> Any:
+    text = event.get("body")
+    if not text:
+        return None
+    if event.get("isBase64Encoded"):
+        text = base64.b64decode(text).decode()  # UnicodeDecodeError -> 400 malformed_json (chatkeep.rest.app)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+
+
+def validate_request(app: Any, next_middleware: Any) -> Any:
+    """Powertools middleware (`app.use`): validate, then call the route with the values."""
+    context = app.context
+    route = context["_route"]
+    plan = getattr(route, "chatkeep_request_plan", None)
+    if plan is None:
+        code = route.func.__code__
+        if not code.co_argcount + code.co_kwonlyargcount:  # /docs, /openapi.json, Powertools' per-request 404
+            return next_middleware(app)
+        plan = route.chatkeep_request_plan = RequestPlan(route)
+    context["_route_args"] = plan.arguments(app.current_event.raw_event, context["_route_args"])
+    return next_middleware(app)
