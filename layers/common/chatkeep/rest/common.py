@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from pydantic_core import PydanticSerializationError, to_json
 
 from chatkeep import clock, ids, limits
 from chatkeep.auth import Principal, principal_from_event
@@ -53,9 +55,17 @@ def enc(kind: ids.Kind, number: int | None) -> str | None:
     return None if number is None else ids.encode(kind, number)
 
 
+def json_text(body: Any) -> str:
+    """Compact JSON, UTF-8 unescaped: pydantic-core's writer (a quarter of json.dumps' CPU on a response body).
+    json.dumps stays the fallback for what it refuses (a lone surrogate: never stored, the inputs reject it)."""
+    try:
+        return to_json(body).decode()
+    except PydanticSerializationError:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json", headers=headers,
-                    body=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+    return Response(status_code=status, content_type="application/json", headers=headers, body=json_text(body))
 
 
 # ---------------------------------------------------------------- shaping
@@ -122,9 +132,10 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def created(p: Principal, route: str, idempotency_key: str | None, payload: dict[str, Any],
+def created(p: Principal, route: str, idempotency_key: str | None, payload: Callable[[], dict[str, Any]],
             run: Any) -> Response:
-    """Answer a POST: `run()` -> (status, body); with an Idempotency-Key, at most once per key and body."""
+    """Answer a POST: `run()` -> (status, body); with an Idempotency-Key, at most once per key and request
+    (`payload()`: what identifies the request, built only when there is a key)."""
     if idempotency_key is None:
         status, body = run()
         return json_response(status, body)
@@ -132,5 +143,5 @@ def created(p: Principal, route: str, idempotency_key: str | None, payload: dict
 
     from chatkeep.rest.idempotency import run_once
 
-    status, body, replayed = run_once(p, route, idempotency_key, payload, run, BaseRouter.lambda_context)
+    status, body, replayed = run_once(p, route, idempotency_key, payload(), run, BaseRouter.lambda_context)
     return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)

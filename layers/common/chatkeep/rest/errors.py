@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.observability import logger
+from chatkeep.rest.common import json_response
 from chatkeep.rest.schemas import ErrorBody, GatewayError
 
 # Query parameters that carry ids (or a cursor): malformed ones are a 400 like malformed path ids.
@@ -66,8 +66,7 @@ def declare(success: int, model: Any, description: str, *extra: int) -> dict[int
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json", headers=headers,
-                    body=json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False))
+    return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
 def from_domain(exc: ChatkeepError) -> Response:

@@ -53,7 +53,7 @@ def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
         return 201, {"session": session_json(session), "message": message_json(message)}
 
     return created(p, "POST /v1/channels/{channel_id}/messages", idempotency_key,
-                   {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
+                   lambda: {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
 
 
 @router.post("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Send a message to a session",
@@ -69,7 +69,7 @@ def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
         return 201, message_json(message)
 
     return created(p, "POST /v1/sessions/{session_id}/messages", idempotency_key,
-                   {"session_id": sid, "body": body.model_dump(mode="json")}, run)
+                   lambda: {"session_id": sid, "body": body.model_dump(mode="json")}, run)
 
 
 @router.get("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Read a session's history",

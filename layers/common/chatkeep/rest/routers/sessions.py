@@ -82,7 +82,7 @@ def create_session(channel_id: ChannelIdPath, body: CreateSessionIn,
         return 201, session_json(session)
 
     return created(p, "POST /v1/channels/{channel_id}/sessions", idempotency_key,
-                   {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
+                   lambda: {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
 
 
 @router.get("/v1/channels/<channel_id>/sessions", tags=["sessions"],
@@ -145,7 +145,7 @@ def close_session(session_id: SessionIdPath, idempotency_key: IdempotencyKey = N
     def run() -> tuple[int, dict]:
         return 200, session_json(service().close_session(p, sid))
 
-    return created(p, "POST /v1/sessions/{session_id}/close", idempotency_key, {"session_id": sid}, run)
+    return created(p, "POST /v1/sessions/{session_id}/close", idempotency_key, lambda: {"session_id": sid}, run)
 
 
 @router.delete("/v1/sessions/<session_id>", tags=["sessions"], summary="Delete a session and its messages",
