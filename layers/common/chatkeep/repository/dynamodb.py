@@ -25,7 +25,7 @@ from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.batch import MAX_ATTEMPTS, backoff_delay, batch_write
-from chatkeep.repository.codec import from_item, to_av, to_item
+from chatkeep.repository.codec import attr_number, attr_str, attr_value, from_item, to_av, to_item
 from chatkeep.settings import Settings, get_settings
 
 GSI1 = "gsi1"
@@ -69,28 +69,30 @@ def translate_errors[T](call: Callable[[], T]) -> T:
 # ---------------------------------------------------------------- item <-> model
 
 def session_from_item(item: dict[str, Any]) -> Session:
-    bot = item.get("bot_config")
+    """The models are read from items as DynamoDB returns them (AttributeValues), attribute by attribute."""
+    bot = attr_value(item, "bot_config")
+    created_at = item["created_at"]["S"]
     return Session(
-        id=int(item["sid"]),
-        workspace_id=item["ws"],
-        container_id=int(item["cid"]),
-        owner=item["owner"],
-        created_at=item["created_at"],
-        updated_at=item.get("updated_at") or item["created_at"],
-        last_activity_at=item["last_activity_at"],
-        idle_timeout=int(item["idle_timeout"]),
-        expires_at_epoch=float(item["exp"]),
-        title=item.get("title"),
-        agent_id=item.get("agent_id"),
-        ui_layout=item.get("ui_layout") or "DEFAULT",
-        metadata=item.get("metadata") or {},
-        initial_context=item.get("initial_context"),
+        id=int(item["sid"]["N"]),
+        workspace_id=item["ws"]["S"],
+        container_id=int(item["cid"]["N"]),
+        owner=item["owner"]["S"],
+        created_at=created_at,
+        updated_at=attr_str(item, "updated_at") or created_at,
+        last_activity_at=item["last_activity_at"]["S"],
+        idle_timeout=int(item["idle_timeout"]["N"]),
+        expires_at_epoch=float(item["exp"]["N"]),
+        title=attr_str(item, "title"),
+        agent_id=attr_number(item, "agent_id"),
+        ui_layout=attr_str(item, "ui_layout") or "DEFAULT",
+        metadata=attr_value(item, "metadata") or {},
+        initial_context=attr_str(item, "initial_context"),
         bot_config=BotConfig(bot.get("bot_id"), bot.get("model"), bot.get("temperature")) if bot else None,
-        closed_at=item.get("closed_at"),
-        message_count=int(item.get("message_count") or 0),
-        last_message_at=item.get("last_message_at"),
-        starter_key=item.get("starter_key"),
-        purge_at=int(item.get("purge_at") or 0),
+        closed_at=attr_str(item, "closed_at"),
+        message_count=int(attr_number(item, "message_count") or 0),
+        last_message_at=attr_str(item, "last_message_at"),
+        starter_key=attr_str(item, "starter_key"),
+        purge_at=int(attr_number(item, "purge_at") or 0),
     )
 
 
@@ -126,41 +128,41 @@ def session_to_item(session: Session) -> dict[str, Any]:
 
 def container_from_item(item: dict[str, Any]) -> Container:
     return Container(
-        id=int(item["cid"]),
-        workspace_id=item["ws"],
-        owner=item["owner"],
-        created_at=item["created_at"],
-        name=item.get("name"),
-        agent_id=item.get("agent_id"),
-        metadata=item.get("metadata") or {},
+        id=int(item["cid"]["N"]),
+        workspace_id=item["ws"]["S"],
+        owner=item["owner"]["S"],
+        created_at=item["created_at"]["S"],
+        name=attr_str(item, "name"),
+        agent_id=attr_number(item, "agent_id"),
+        metadata=attr_value(item, "metadata") or {},
     )
 
 
 def message_from_item(item: dict[str, Any]) -> Message:
     return Message(
-        id=int(item["mid"]),
-        workspace_id=item["ws"],
-        session_id=int(item["sid"]),
-        container_id=int(item["cid"]),
-        content=item["content"],
-        role=Role(item.get("role") or "user"),
-        created_at=item["created_at"],
-        sender_sub=item.get("sender_sub"),
-        sender_name=item.get("sender_name"),
-        metadata=item.get("metadata") or {},
+        id=int(item["mid"]["N"]),
+        workspace_id=item["ws"]["S"],
+        session_id=int(item["sid"]["N"]),
+        container_id=int(item["cid"]["N"]),
+        content=item["content"]["S"],
+        role=Role(attr_str(item, "role") or "user"),
+        created_at=item["created_at"]["S"],
+        sender_sub=attr_str(item, "sender_sub"),
+        sender_name=attr_str(item, "sender_name"),
+        metadata=attr_value(item, "metadata") or {},
     )
 
 
 def agent_from_item(item: dict[str, Any]) -> Agent:
     return Agent(
-        id=int(item["aid"]),
-        workspace_id=item["ws"],
-        slug=item["slug"],
-        name=item["name"],
-        created_at=item["created_at"],
-        model=item.get("model"),
-        temperature=item.get("temperature"),
-        system_prompt=item.get("system_prompt"),
+        id=int(item["aid"]["N"]),
+        workspace_id=item["ws"]["S"],
+        slug=item["slug"]["S"],
+        name=item["name"]["S"],
+        created_at=item["created_at"]["S"],
+        model=attr_str(item, "model"),
+        temperature=attr_number(item, "temperature"),
+        system_prompt=attr_str(item, "system_prompt"),
     )
 
 
@@ -245,7 +247,7 @@ class DynamoDBChatRepository:
         resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
                           Key={"pk": {"S": keys.container_pk(ws, cid)}, "sk": {"S": keys.CONTAINER_SK}})
         item = resp.get("Item")
-        return container_from_item(from_item(item)) if item else None
+        return container_from_item(item) if item else None
 
     def create_container(self, container: Container) -> None:
         from botocore.exceptions import ClientError
@@ -322,9 +324,8 @@ class DynamoDBChatRepository:
             if start:
                 kwargs["ExclusiveStartKey"] = start
             resp = self._call("query", **kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                if item.get("type") == "container":
+            for item in resp.get("Items", []):
+                if attr_str(item, "type") == "container":
                     container = container_from_item(item)
                 else:
                     sessions.append(session_from_item(item))
@@ -406,7 +407,7 @@ class DynamoDBChatRepository:
         resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
                           Key={"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}})
         item = resp.get("Item")
-        return session_from_item(from_item(item)) if item else None
+        return session_from_item(item) if item else None
 
     def get_sessions(self, ws: str, sids: list[int]) -> list[Session]:
         """BatchGetItem (100 per request, consistent), unprocessed keys retried; input order kept."""
@@ -417,7 +418,7 @@ class DynamoDBChatRepository:
             request = {self.table: {"ConsistentRead": True, "Keys": [
                 {"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}} for sid in chunk]}}
             for item in self._batch_get(request):
-                session = session_from_item(from_item(item))
+                session = session_from_item(item)
                 found[session.id] = session
         return [found[sid] for sid in wanted if sid in found]
 
@@ -431,9 +432,8 @@ class DynamoDBChatRepository:
             *({"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}} for sid in head)]}}
         container: Container | None = None
         found: dict[int, Session] = {}
-        for raw in self._batch_get(request):
-            item = from_item(raw)
-            if item.get("type") == "container":
+        for item in self._batch_get(request):
+            if attr_str(item, "type") == "container":
                 container = container_from_item(item)
             else:
                 session = session_from_item(item)
@@ -474,7 +474,7 @@ class DynamoDBChatRepository:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 raise self._refusal(exc.response.get("Item"), now, owner_condition, what) from exc
             raise
-        return session_from_item(from_item(resp["Attributes"]))
+        return session_from_item(resp["Attributes"])
 
     def update_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float,
                        changes: dict[str, Any], expected_container: int | None = None,
@@ -569,7 +569,7 @@ class DynamoDBChatRepository:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 raise NotFound("session not found") from exc
             raise
-        return session_from_item(from_item(resp["Attributes"]))
+        return session_from_item(resp["Attributes"])
 
     def delete_sessions(self, ws: str, sids: list[int]) -> None:
         self.batch_write([{"DeleteRequest": {"Key": {"pk": {"S": keys.session_pk(ws, sid)},
@@ -665,14 +665,14 @@ class DynamoDBChatRepository:
             # BETWEEN includes the bounds themselves: read one more per bound, or a full page after a
             # bound would look like the last one (has_more false while messages remain).
             Limit=limit + (2 if one_query else 1) + (1 if after_sk else 0) + (1 if before_sk else 0))
-        items = [from_item(i) for i in resp.get("Items", [])]
+        items = resp.get("Items", [])
         if one_query:
-            if not items or items[0].get("type") != "session":
+            if not items or attr_str(items[0], "type") != "session":
                 return None, [], False
             session = session_from_item(items[0])
         # BETWEEN is inclusive: drop the bounds themselves.
         messages = [message_from_item(i) for i in items
-                    if i.get("type") == "message" and i["sk"] not in (after_sk, before_sk)]
+                    if attr_str(i, "type") == "message" and i["sk"]["S"] not in (after_sk, before_sk)]
         has_more = len(messages) > limit
         return session, messages[:limit], has_more
 
@@ -712,13 +712,13 @@ class DynamoDBChatRepository:
         resp = self._call("get_item", TableName=self.table,
                           Key={"pk": {"S": keys.agent_pk(ws, aid)}, "sk": {"S": keys.AGENT_SK}})
         item = resp.get("Item")
-        return agent_from_item(from_item(item)) if item else None
+        return agent_from_item(item) if item else None
 
     def get_agent_by_slug(self, ws: str, slug: str | None) -> Agent | None:
         pk = keys.agent_slug_pk(ws, slug) if slug else keys.default_agent_pk(ws)
         resp = self._call("get_item", TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": keys.SLUG_SK}})
         item = resp.get("Item")
-        return agent_from_item(from_item(item)) if item else None
+        return agent_from_item(item) if item else None
 
     def list_agents(self, ws: str, *, limit: int, after_slug: str | None) -> tuple[list[Agent], bool]:
         values: dict[str, Any] = {":g": {"S": keys.agents_gsi_pk(ws)}}
@@ -728,7 +728,7 @@ class DynamoDBChatRepository:
             values[":after"] = {"S": after_slug}
         resp = self._call("query", TableName=self.table, IndexName=GSI1, KeyConditionExpression=kce,
                           ExpressionAttributeValues=values, Limit=limit + 1)
-        agents = [agent_from_item(from_item(i)) for i in resp.get("Items", [])]
+        agents = [agent_from_item(i) for i in resp.get("Items", [])]
         return agents[:limit], len(agents) > limit
 
     # ------------------------------------------------------------ starter sessions
