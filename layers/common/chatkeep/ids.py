@@ -21,7 +21,12 @@ class Kind(StrEnum):
     MESSAGE = "msg"
 
 
+# Crockford digits -> the digits int(..., 32) reads; every other ASCII character -> one int() refuses
+# (including the whitespace, sign and underscore it would otherwise accept).
+_TO_PYTHON_BASE32 = str.maketrans({chr(c): "0123456789abcdefghijklmnopqrstuv"[_DECODE[chr(c)]] if chr(c) in _DECODE
+                                   else "!" for c in range(128)})
 _PREFIXES = {kind: f"{kind.value}_" for kind in Kind}
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # two digits per step: ids are encoded on every response
 
 
 def new_id() -> int:
@@ -33,9 +38,11 @@ def encode(kind: Kind, number: int) -> str:
     if not 0 < number <= MAX_ID:
         raise ValueError(f"id out of range: {number}")
     digits = ""
-    while number:
-        number, r = divmod(number, 32)
-        digits = _ALPHABET[r] + digits
+    while number >= 32:
+        number, r = divmod(number, 1024)
+        digits = _PAIRS[r] + digits
+    if number:
+        digits = _ALPHABET[number] + digits
     return _PREFIXES[kind] + digits
 
 
@@ -47,12 +54,11 @@ def decode(kind: Kind, text: str) -> int:
     if value.isascii() and value.isdigit():
         # ASCII only: str.isdigit() is also true for '²' and other digits int() refuses.
         number = int(value) if len(value) <= 10 else 0
-    elif value.startswith(prefix) and 0 < len(value) - len(prefix) <= 7:
-        number = 0
-        for ch in value[len(prefix):]:
-            if ch not in _DECODE:
-                raise BadInput(f"malformed {kind.name.lower()} id {shown!r}: expected {prefix} + base32")
-            number = number * 32 + _DECODE[ch]
+    elif value.startswith(prefix) and 0 < len(value) - len(prefix) <= 7 and value.isascii():
+        try:
+            number = int(value[len(prefix):].translate(_TO_PYTHON_BASE32), 32)
+        except ValueError:
+            raise BadInput(f"malformed {kind.name.lower()} id {shown!r}: expected {prefix} + base32") from None
     else:
         raise BadInput(f"malformed {kind.name.lower()} id {shown!r}: expected {prefix} + base32")
     if not 0 < number <= MAX_ID:
