@@ -35,15 +35,21 @@ def inject_http_context(handler: Callable[[Any, Any], Any]) -> Callable[[Any, An
 
     log_event = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_LOGGER_LOG_EVENT", "false"))
 
+    warm = False  # _is_cold_start() reads the environment each call; once it says warm, it stays warm
+
     @functools.wraps(handler)
     def decorate(event: Any, context: Any) -> Any:
-        cold_start = _is_cold_start()
+        nonlocal warm
+        cold_start = False if warm else _is_cold_start()
+        warm = not cold_start
+        request_context = event.get("requestContext") if isinstance(event, dict) else None
+        # structure_logs resets the state (clear_state=True); the correlation id goes in with the same call.
         logger.structure_logs(cold_start=cold_start, function_name=context.function_name,
                               function_memory_size=context.memory_limit_in_mb,
                               function_arn=context.invoked_function_arn,
-                              function_request_id=context.aws_request_id)
-        request_context = event.get("requestContext") if isinstance(event, dict) else None
-        logger.set_correlation_id(request_context.get("requestId") if isinstance(request_context, dict) else None)
+                              function_request_id=context.aws_request_id,
+                              correlation_id=request_context.get("requestId")
+                              if isinstance(request_context, dict) else None)
         if log_event:
             logger.info(extract_event_from_common_models(event))
         if logger.sampling_rate and not cold_start:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from chatkeep import aws
@@ -50,20 +50,19 @@ def _error_code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def translate_errors[T](call: Callable[[], T]) -> T:
-    """Run one DynamoDB call; map what is left after botocore's retries to domain errors."""
-    from botocore.exceptions import BotoCoreError, ClientError
+def translate_error(exc: Exception) -> Exception:
+    """What a failed DynamoDB call (after botocore's retries) is in domain terms: ServiceUnavailable for a
+    transient or server-side failure, else the error itself."""
+    from botocore.exceptions import BotoCoreError, ClientError  # here, not per call: failures are rare
 
-    try:
-        return call()
-    except ClientError as exc:
+    if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         # Any 5xx is the store's fault whatever its code (an HTML 500 from a proxy or emulator has none).
         if _error_code(exc) in _TRANSIENT or status >= 500:
-            raise ServiceUnavailable("the data store is busy: nothing was written, retry shortly") from exc
-        raise
-    except BotoCoreError as exc:  # connection errors, timeouts
-        raise ServiceUnavailable("the data store is unreachable: nothing was written, retry shortly") from exc
+            return ServiceUnavailable("the data store is busy: nothing was written, retry shortly")
+    elif isinstance(exc, BotoCoreError):  # connection errors, timeouts
+        return ServiceUnavailable("the data store is unreachable: nothing was written, retry shortly")
+    return exc
 
 
 # ---------------------------------------------------------------- item <-> model
@@ -200,8 +199,14 @@ class DynamoDBChatRepository:
         return self._client or aws.dynamodb()
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        method = getattr(self.client, operation)
-        return translate_errors(lambda: method(**kwargs))
+        """One DynamoDB call; what is left of a failure after botocore's retries, in domain terms."""
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except Exception as exc:
+            translated = translate_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def _already_written(self, pk: str, sk: str, expected: dict[str, Any]) -> bool:
         """After a refused `attribute_not_exists` Put of a fresh random id: is the item there ours? botocore

@@ -131,8 +131,8 @@ def _refuse(exc: ChatkeepError) -> dict[str, Any]:
 
 def _is_json(event: dict[str, Any]) -> bool:
     """Bodies are JSON only (no Content-Type is read as JSON, as Powertools does)."""
-    headers = event.get("headers") or {}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    # Payload 2.0 header names arrive lowercased (API Gateway, and the local runtime likewise).
+    content_type = (event.get("headers") or {}).get("content-type") or ""
     media = content_type.split(";")[0].strip().lower()
     return media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
 
