@@ -75,20 +75,9 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Reading single attributes of an item as DynamoDB returns it (the model decoders in repository/dynamodb.py
-# read only the attributes a model has, without decoding the whole item first: half the CPU per item).
-_NO_VALUE: dict[str, Any] = {}
-
-
-def attr_str(item: dict[str, Any], name: str) -> str | None:
-    """A string attribute; None when absent or NULL."""
-    return item.get(name, _NO_VALUE).get("S")
-
-
-def attr_number(item: dict[str, Any], name: str) -> int | float | None:
-    """A number attribute; None when absent or NULL."""
-    raw = item.get(name, _NO_VALUE).get("N")
-    return None if raw is None else _number(raw)
+# Reading attributes of an item as DynamoDB returns it (the model decoders in repository/dynamodb.py read only
+# the attributes a model has, without decoding the whole item first: half the CPU per item).
+ABSENT: dict[str, Any] = {}  # `item.get(name, ABSENT).get("S")`: None when the attribute is absent (or NULL)
 
 
 def attr_value(item: dict[str, Any], name: str) -> Any:

@@ -25,7 +25,7 @@ from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.batch import MAX_ATTEMPTS, backoff_delay, batch_write
-from chatkeep.repository.codec import attr_number, attr_str, attr_value, from_item, to_av, to_item
+from chatkeep.repository.codec import ABSENT, attr_value, from_item, to_av, to_item
 from chatkeep.settings import Settings, get_settings
 
 GSI1 = "gsi1"
@@ -68,31 +68,41 @@ def translate_error(exc: Exception) -> Exception:
 # ---------------------------------------------------------------- item <-> model
 
 def session_from_item(item: dict[str, Any]) -> Session:
-    """The models are read from items as DynamoDB returns them (AttributeValues), attribute by attribute."""
+    """The models are read from items as DynamoDB returns them (AttributeValues), attribute by attribute,
+    optional ones through `.get(name, ABSENT)` (a Python call per attribute cost 40% of a session's decode)."""
+    get = item.get
     bot = attr_value(item, "bot_config")
     created_at = item["created_at"]["S"]
+    agent_id = get("agent_id", ABSENT).get("N")
+    count = get("message_count", ABSENT).get("N")
+    purge_at = get("purge_at", ABSENT).get("N")
     return Session(
         id=int(item["sid"]["N"]),
         workspace_id=item["ws"]["S"],
         container_id=int(item["cid"]["N"]),
         owner=item["owner"]["S"],
         created_at=created_at,
-        updated_at=attr_str(item, "updated_at") or created_at,
+        updated_at=get("updated_at", ABSENT).get("S") or created_at,
         last_activity_at=item["last_activity_at"]["S"],
         idle_timeout=int(item["idle_timeout"]["N"]),
         expires_at_epoch=float(item["exp"]["N"]),
-        title=attr_str(item, "title"),
-        agent_id=attr_number(item, "agent_id"),
-        ui_layout=attr_str(item, "ui_layout") or "DEFAULT",
+        title=get("title", ABSENT).get("S"),
+        agent_id=None if agent_id is None else int(agent_id),
+        ui_layout=get("ui_layout", ABSENT).get("S") or "DEFAULT",
         metadata=attr_value(item, "metadata") or {},
-        initial_context=attr_str(item, "initial_context"),
+        initial_context=get("initial_context", ABSENT).get("S"),
         bot_config=BotConfig(bot.get("bot_id"), bot.get("model"), bot.get("temperature")) if bot else None,
-        closed_at=attr_str(item, "closed_at"),
-        message_count=int(attr_number(item, "message_count") or 0),
-        last_message_at=attr_str(item, "last_message_at"),
-        starter_key=attr_str(item, "starter_key"),
-        purge_at=int(attr_number(item, "purge_at") or 0),
+        closed_at=get("closed_at", ABSENT).get("S"),
+        message_count=int(count or 0),
+        last_message_at=get("last_message_at", ABSENT).get("S"),
+        starter_key=get("starter_key", ABSENT).get("S"),
+        purge_at=int(purge_at or 0),
     )
+
+
+def item_type(item: dict[str, Any]) -> str | None:
+    """What an item of the chat table is: session, container, message, ..."""
+    return item.get("type", ABSENT).get("S")
 
 
 def session_to_item(session: Session) -> dict[str, Any]:
@@ -126,42 +136,45 @@ def session_to_item(session: Session) -> dict[str, Any]:
 
 
 def container_from_item(item: dict[str, Any]) -> Container:
+    agent_id = item.get("agent_id", ABSENT).get("N")
     return Container(
         id=int(item["cid"]["N"]),
         workspace_id=item["ws"]["S"],
         owner=item["owner"]["S"],
         created_at=item["created_at"]["S"],
-        name=attr_str(item, "name"),
-        agent_id=attr_number(item, "agent_id"),
+        name=item.get("name", ABSENT).get("S"),
+        agent_id=None if agent_id is None else int(agent_id),
         metadata=attr_value(item, "metadata") or {},
     )
 
 
 def message_from_item(item: dict[str, Any]) -> Message:
+    get = item.get
     return Message(
         id=int(item["mid"]["N"]),
         workspace_id=item["ws"]["S"],
         session_id=int(item["sid"]["N"]),
         container_id=int(item["cid"]["N"]),
         content=item["content"]["S"],
-        role=Role(attr_str(item, "role") or "user"),
+        role=Role(get("role", ABSENT).get("S") or "user"),
         created_at=item["created_at"]["S"],
-        sender_sub=attr_str(item, "sender_sub"),
-        sender_name=attr_str(item, "sender_name"),
+        sender_sub=get("sender_sub", ABSENT).get("S"),
+        sender_name=get("sender_name", ABSENT).get("S"),
         metadata=attr_value(item, "metadata") or {},
     )
 
 
 def agent_from_item(item: dict[str, Any]) -> Agent:
+    get = item.get
     return Agent(
         id=int(item["aid"]["N"]),
         workspace_id=item["ws"]["S"],
         slug=item["slug"]["S"],
         name=item["name"]["S"],
         created_at=item["created_at"]["S"],
-        model=attr_str(item, "model"),
-        temperature=attr_number(item, "temperature"),
-        system_prompt=attr_str(item, "system_prompt"),
+        model=get("model", ABSENT).get("S"),
+        temperature=attr_value(item, "temperature"),
+        system_prompt=get("system_prompt", ABSENT).get("S"),
     )
 
 
@@ -330,7 +343,7 @@ class DynamoDBChatRepository:
                 kwargs["ExclusiveStartKey"] = start
             resp = self._call("query", **kwargs)
             for item in resp.get("Items", []):
-                if attr_str(item, "type") == "container":
+                if item_type(item) == "container":
                     container = container_from_item(item)
                 else:
                     sessions.append(session_from_item(item))
@@ -438,7 +451,7 @@ class DynamoDBChatRepository:
         container: Container | None = None
         found: dict[int, Session] = {}
         for item in self._batch_get(request):
-            if attr_str(item, "type") == "container":
+            if item_type(item) == "container":
                 container = container_from_item(item)
             else:
                 session = session_from_item(item)
@@ -672,12 +685,12 @@ class DynamoDBChatRepository:
             Limit=limit + (2 if one_query else 1) + (1 if after_sk else 0) + (1 if before_sk else 0))
         items = resp.get("Items", [])
         if one_query:
-            if not items or attr_str(items[0], "type") != "session":
+            if not items or item_type(items[0]) != "session":
                 return None, [], False
             session = session_from_item(items[0])
         # BETWEEN is inclusive: drop the bounds themselves.
         messages = [message_from_item(i) for i in items
-                    if attr_str(i, "type") == "message" and i["sk"]["S"] not in (after_sk, before_sk)]
+                    if item_type(i) == "message" and i["sk"]["S"] not in (after_sk, before_sk)]
         has_more = len(messages) > limit
         return session, messages[:limit], has_more
 
