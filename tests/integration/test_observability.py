@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,3 +87,52 @@ def test_given_a_channel_when_a_session_is_created_then_sessions_created_is_flus
     assert len(lines) == 1
     assert lines[0]["SessionsCreated"] in (1, [1])  # Powertools writes one value as a list of one
     assert lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Chatkeep"
+
+
+LOGGER_STATE_CALLS = re.compile(r"\.(append_keys|thread_safe_append_keys|structure_logs|set_correlation_id|"
+                                r"append_context_keys)\(")
+
+
+def test_given_the_product_code_then_only_the_request_decorator_sets_logger_keys() -> None:
+    # inject_http_context overwrites its keys per request instead of resetting the logger (Powertools'
+    # clear_state); that is the same state only while no other module adds keys of its own.
+    root = Path(__file__).resolve().parents[2]
+    setters = [str(path.relative_to(root)) for folder in ("layers/common/chatkeep", "functions")
+               for path in (root / folder).rglob("*.py")
+               if LOGGER_STATE_CALLS.search(path.read_text(encoding="utf-8"))]
+    assert setters == ["layers/common/chatkeep/observability.py"]
+
+
+def test_given_two_requests_then_each_log_line_carries_its_own_request_keys_as_inject_lambda_context_does(
+        rest: Any, log_records: list[logging.LogRecord]) -> None:
+    from aws_lambda_powertools.logging import correlation_paths
+    from chatkeep.observability import logger
+
+    def rendered(message: str) -> dict[str, Any]:
+        record = next(r for r in reversed(log_records) if r.getMessage() == message)
+        return json.loads(logger.registered_formatter.format(record))
+
+    channel = rest("POST", "/v1/channels", {"name": "c"})
+    handler = load_handler("RestApiFunction")
+    lines = []
+    for request_id in ("req-1", "req-2"):
+        event = http_event("POST", f"/v1/channels/{channel['id']}/sessions", body={"title": request_id},
+                           claims=claims_for())
+        event["requestContext"]["requestId"] = request_id
+        assert handler(event, LambdaContext())["statusCode"] == 201
+        lines.append(rendered("session created"))
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+    def powertools_decorated(event: dict[str, Any], context: Any) -> None:
+        logger.info("reference line")
+
+    powertools_decorated(event, LambdaContext())
+    reference = rendered("reference line")
+
+    assert [line["correlation_id"] for line in lines] == ["req-1", "req-2"]
+    assert lines[1]["cold_start"] is False
+    request_keys = ["cold_start", "function_name", "function_memory_size", "function_arn", "function_request_id",
+                    "correlation_id"]
+    for line in lines:  # the same keys, in Powertools' order, with the same values (but the request's own)
+        assert [k for k in line if k in reference] == list(reference)
+        assert {k: line[k] for k in request_keys[1:-1]} == {k: reference[k] for k in request_keys[1:-1]}
