@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from enum import StrEnum
 
@@ -34,7 +35,9 @@ def new_id() -> int:
     return secrets.randbelow(MAX_ID) + 1
 
 
+@functools.lru_cache(maxsize=4096)
 def encode(kind: Kind, number: int) -> str:
+    """Cached: a response repeats ids (a channel's id on each of its sessions, a session's on each message)."""
     if not 0 < number <= MAX_ID:
         raise ValueError(f"id out of range: {number}")
     digits = ""
