@@ -22,9 +22,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError, create_model
 
-LOCATIONS = ("path", "query", "header")
-
-
 class RequestPlan:
     """One route's request model and what to read from the event for it."""
 
