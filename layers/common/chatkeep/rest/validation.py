@@ -22,6 +22,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError, create_model
 
+
 class RequestPlan:
     """One route's request model and what to read from the event for it."""
 
