@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from chatkeep.auth import principal_from_event
 from chatkeep.errors import ChatkeepError
 from chatkeep.rest import errors, validation
+from chatkeep.rest.common import json_text
 from chatkeep.rest.routers import agents, channels, messages, sessions
 
 TITLE = "chatkeep REST API"
@@ -131,7 +132,7 @@ def _refuse(exc: ChatkeepError) -> dict[str, Any]:
     return {
         "statusCode": exc.status,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"error": {"code": exc.rest_code, "message": exc.message}}),
+        "body": json_text({"error": {"code": exc.rest_code, "message": exc.message}}),
         "isBase64Encoded": False,
     }
 

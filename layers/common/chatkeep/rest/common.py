@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
 from chatkeep import clock, ids, limits
@@ -47,8 +47,6 @@ def principal(router: Any) -> Principal:
 def decode(kind: ids.Kind, text: str | None) -> int | None:
     """Ids in the path, query and body are checked against their pattern first (malformed -> 400 / 422)."""
     return None if text is None else ids.decode(kind, text)
-
-
 
 
 def enc(kind: ids.Kind, number: int | None) -> str | None:
@@ -132,16 +130,17 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     }
 
 
-def created(p: Principal, route: str, idempotency_key: str | None, payload: Callable[[], dict[str, Any]],
-            run: Any) -> Response:
+def created(p: Principal, route: str, idempotency_key: str | None, run: Any, body: BaseModel | None = None,
+            **path_ids: int) -> Response:
     """Answer a POST: `run()` -> (status, body); with an Idempotency-Key, at most once per key and request
-    (`payload()`: what identifies the request, built only when there is a key)."""
+    (the request: its path ids and body, built only when there is a key)."""
     if idempotency_key is None:
-        status, body = run()
-        return json_response(status, body)
+        status, reply = run()
+        return json_response(status, reply)
     from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
     from chatkeep.rest.idempotency import run_once
 
-    status, body, replayed = run_once(p, route, idempotency_key, payload(), run, BaseRouter.lambda_context)
-    return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
+    payload = path_ids if body is None else {**path_ids, "body": body.model_dump(mode="json")}
+    status, reply, replayed = run_once(p, route, idempotency_key, payload, run, BaseRouter.lambda_context)
+    return json_response(status, reply, {"Idempotent-Replayed": "true"} if replayed else None)

@@ -38,7 +38,7 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
                                        temperature=body.temperature, system_prompt=body.system_prompt)
         return 201, agent_json(agent)
 
-    return created(p, "POST /v1/agents", idempotency_key, lambda: {"body": body.model_dump(mode="json")}, run)
+    return created(p, "POST /v1/agents", idempotency_key, run, body)
 
 
 @router.get("/v1/agents", tags=["agents"], summary="List the workspace's agents (by slug)",

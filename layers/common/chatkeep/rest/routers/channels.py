@@ -32,7 +32,7 @@ def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None
                                               agent_id=decode(ids.Kind.AGENT, body.agent_id))
         return 201, channel_json(channel)
 
-    return created(p, "POST /v1/channels", idempotency_key, lambda: {"body": body.model_dump(mode="json")}, run)
+    return created(p, "POST /v1/channels", idempotency_key, run, body)
 
 
 @router.get("/v1/channels/<channel_id>", tags=["channels"], summary="Get a channel, with its session count",

@@ -52,8 +52,8 @@ def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
             metadata=body.metadata)
         return 201, {"session": session_json(session), "message": message_json(message)}
 
-    return created(p, "POST /v1/channels/{channel_id}/messages", idempotency_key,
-                   lambda: {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
+    return created(p, "POST /v1/channels/{channel_id}/messages", idempotency_key, run, body,
+                   channel_id=cid)
 
 
 @router.post("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Send a message to a session",
@@ -68,8 +68,8 @@ def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
         message, _ = service().post_message(p, sid, content=body.content, role=body.role, metadata=body.metadata)
         return 201, message_json(message)
 
-    return created(p, "POST /v1/sessions/{session_id}/messages", idempotency_key,
-                   lambda: {"session_id": sid, "body": body.model_dump(mode="json")}, run)
+    return created(p, "POST /v1/sessions/{session_id}/messages", idempotency_key, run, body,
+                   session_id=sid)
 
 
 @router.get("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Read a session's history",

@@ -81,8 +81,8 @@ def create_session(channel_id: ChannelIdPath, body: CreateSessionIn,
             require_container=True)
         return 201, session_json(session)
 
-    return created(p, "POST /v1/channels/{channel_id}/sessions", idempotency_key,
-                   lambda: {"channel_id": cid, "body": body.model_dump(mode="json")}, run)
+    return created(p, "POST /v1/channels/{channel_id}/sessions", idempotency_key, run, body,
+                   channel_id=cid)
 
 
 @router.get("/v1/channels/<channel_id>/sessions", tags=["sessions"],
@@ -145,7 +145,7 @@ def close_session(session_id: SessionIdPath, idempotency_key: IdempotencyKey = N
     def run() -> tuple[int, dict]:
         return 200, session_json(service().close_session(p, sid))
 
-    return created(p, "POST /v1/sessions/{session_id}/close", idempotency_key, lambda: {"session_id": sid}, run)
+    return created(p, "POST /v1/sessions/{session_id}/close", idempotency_key, run, session_id=sid)
 
 
 @router.delete("/v1/sessions/<session_id>", tags=["sessions"], summary="Delete a session and its messages",
