@@ -130,3 +130,19 @@ def test_given_a_json_media_type_with_a_suffix_when_posting_then_it_is_read_as_j
     status, reply = call("POST", "/v1/channels", raw_body='{"name": "support"}',
                          headers={"content-type": "application/vnd.chatkeep+json; charset=utf-8"})
     assert status == 201 and reply["name"] == "support"
+
+
+def test_given_json_nested_deeper_than_the_parser_allows_when_posting_then_400_malformed_json(dynamodb):
+    status, reply = call("POST", "/v1/channels", raw_body="[" * 100_000 + "]" * 100_000)
+    assert status == 400 and reply["error"]["code"] == "malformed_json", reply
+    assert items(dynamodb) == 0
+
+
+def test_given_a_body_flagged_base64_that_is_not_base64_when_posting_then_400_malformed_json(dynamodb):
+    from chatkeep.rest.app import handler
+
+    event = http_event("POST", "/v1/channels", claims=claims_for(), raw_body='{"name": "x"}')
+    event["isBase64Encoded"] = True  # '{' is not in the base64 alphabet
+    out = handler(event, None)
+    assert out["statusCode"] == 400 and json.loads(out["body"])["error"]["code"] == "malformed_json", out
+    assert items(dynamodb) == 0

@@ -10,11 +10,13 @@ and a request is one `validate_python` call.
 What reaches the route and what fails are Powertools' own contract: the route is called with the validated
 values by parameter name; a failure raises `RequestValidationError` with pydantic's errors located as
 `("path" | "query" | "header", alias)` or `("body", field, ...)`, and a body that is not JSON as `json_invalid`.
-One difference, on purpose: a JSON array body is a 422 (Powertools validated its first element)."""
+One difference, on purpose: a JSON array body is a 422 (Powertools validated its first element); the other,
+`+json` media types read as JSON, is the handler's content-type check (chatkeep.rest.app)."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
 import json
 from typing import Any
@@ -26,7 +28,7 @@ from pydantic import BaseModel, ValidationError, create_model
 class RequestPlan:
     """One route's request model and what to read from the event for it."""
 
-    __slots__ = ("body_name", "header_aliases", "model", "reads_query", "sections")
+    __slots__ = ("body_name", "header_names", "model", "sections")
 
     def __init__(self, route: Any) -> None:
         dependant = route.dependant
@@ -50,18 +52,17 @@ class RequestPlan:
             self.body_name = body.name
             fields["body"] = (body.field_info.annotation, body.field_info)
         self.model: type[BaseModel] = create_model(f"{name}Request", **fields)
-        self.reads_query = bool(dependant.query_params)
-        # API Gateway HTTP APIs deliver header names in lower case.
-        self.header_aliases = [(f.alias, f.alias.lower()) for f in dependant.header_params]
+        # Powertools lower-cases header aliases, as API Gateway HTTP APIs deliver header names.
+        self.header_names = [f.alias for f in dependant.header_params]
 
     def arguments(self, event: dict[str, Any], path_values: dict[str, str]) -> dict[str, Any]:
         """The route's keyword arguments, validated; RequestValidationError otherwise."""
         data: dict[str, Any] = {"path": path_values}
-        if self.reads_query:
+        if "query" in self.sections:
             data["query"] = event.get("queryStringParameters") or {}
-        if self.header_aliases:
+        if self.header_names:
             headers = event.get("headers") or {}
-            data["header"] = {alias: headers[lower] for alias, lower in self.header_aliases if lower in headers}
+            data["header"] = {name: headers[name] for name in self.header_names if name in headers}
         if self.body_name is not None:
             body = _json_body(event)
             if body is not None:  # no body (or JSON null) is a missing body, as Powertools reports it
@@ -91,12 +92,21 @@ def _json_body(event: dict[str, Any]) -> Any:
     if not text:
         return None
     if event.get("isBase64Encoded"):
-        text = base64.b64decode(text).decode()  # UnicodeDecodeError -> 400 malformed_json (chatkeep.rest.app)
+        try:
+            text = base64.b64decode(text, validate=True).decode()  # not UTF-8 -> 400 (chatkeep.rest.app)
+        except binascii.Error:
+            raise _not_json(0, "the body is not valid base64", text) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
-                                       "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+        raise _not_json(exc.pos, exc.msg, exc.doc) from exc
+    except RecursionError:  # nested deeper than the parser's stack allows
+        raise _not_json(0, "nested too deeply", text) from None
+
+
+def _not_json(position: int, why: str, body: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error",
+                                    "input": {}, "ctx": {"error": why}}], body=body)
 
 
 def validate_request(app: Any, next_middleware: Any) -> Any:
