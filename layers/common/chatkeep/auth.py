@@ -46,9 +46,15 @@ def principal_from_event(event: dict[str, Any], settings: Settings | None = None
         raise Unauthenticated("missing or invalid bearer token")
     scope = claims.get("scope") or claims.get("scp") or ""
     jwt_scopes = jwt.get("scopes")
-    identity = (claims.get("sub"), claims.get(settings.workspace_claim), tuple(scope) if isinstance(scope, list)
-                else scope, tuple(jwt_scopes) if jwt_scopes else None,
-                claims.get("given_name") or claims.get("name"), settings.workspace_claim, settings.service_scope)
+    identity = (
+        claims.get("sub"),
+        claims.get(settings.workspace_claim),
+        tuple(scope) if isinstance(scope, list) else scope,  # a cache key: lists are not hashable
+        tuple(jwt_scopes) if jwt_scopes else None,
+        claims.get("given_name") or claims.get("name"),
+        settings.workspace_claim,
+        settings.service_scope,
+    )
     try:
         principal = _principal(*identity)
     except TypeError:  # a claim of a type that cannot be a cache key (a JSON object): checked uncached
@@ -60,7 +66,7 @@ def principal_from_event(event: dict[str, Any], settings: Settings | None = None
     return principal
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: claims 1 and 1.0 are equal keys, not one caller
 def _principal(sub: Any, workspace: Any, scope: Any, jwt_scopes: tuple[str, ...] | None, name: Any,
                workspace_claim: str, service_scope: str) -> Principal:
     """The caller for one set of claims. Cached: a warm container serves the same callers again and again,

@@ -35,7 +35,7 @@ def new_id() -> int:
     return secrets.randbelow(MAX_ID) + 1
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096, typed=True)
 def encode(kind: Kind, number: int) -> str:
     """Cached: a response repeats ids (a channel's id on each of its sessions, a session's on each message)."""
     if not 0 < number <= MAX_ID:
