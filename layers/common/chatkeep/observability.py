@@ -1,7 +1,7 @@
 """Logger and EMF metrics shared by every function (Powertools). One Metrics instance per process:
 handlers flush it with `@metrics.log_metrics` (or `@flush_metrics`); the service only counts.
 
-`inject_http_context` and `flush_metrics` are the REST handler's per-request decorators: what
+`inject_http_context` and `flush_metrics` are the API handlers' per-request decorators (REST and GraphQL): what
 `@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)` and
 `@metrics.log_metrics` do, minus per-request work that changes nothing (measured in README.md ("Performance") §3)."""
 
@@ -35,13 +35,13 @@ def inject_http_context(handler: Callable[[Any, Any], Any]) -> Callable[[Any, An
 
     log_event = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_LOGGER_LOG_EVENT", "false"))
 
-    warm = False  # _is_cold_start() reads the environment each call; once it says warm, it stays warm
+    asked = False  # _is_cold_start() reads the environment each call; after its first answer it says warm
 
     @functools.wraps(handler)
     def decorate(event: Any, context: Any) -> Any:
-        nonlocal warm
-        cold_start = False if warm else _is_cold_start()
-        warm = not cold_start
+        nonlocal asked
+        cold_start = False if asked else _is_cold_start()
+        asked = True
         request_context = event.get("requestContext") if isinstance(event, dict) else None
         # The keys inject_lambda_context(clear_state=True) leaves on the logger, in one append_keys. Its reset
         # (structure_logs, two thirds of this decorator's CPU) only rebuilds the same keys here: no chatkeep
