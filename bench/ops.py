@@ -232,8 +232,7 @@ def _close(w: World) -> Callable[[], Reply]:
 
 def _delete_many(k: int) -> Callable[[World], Callable[[], Reply]]:
     def setup(w: World) -> Callable[[], Reply]:
-        from chatkeep.graphql.server import default_service
-        from chatkeep.service import ChatService
+        from chatkeep.service import ChatService, default_service
 
         service: ChatService = default_service()
         principal = _principal()

@@ -180,8 +180,8 @@ def starter_items(client: Any, workspace: str, sub: str) -> tuple[list[dict[str,
 @pytest.mark.parametrize("slug", ["helper", None])
 def test_given_concurrent_first_calls_for_one_user_and_slug_then_one_session(
         dynamodb, chat_service, monkeypatch, slug):
-    from chatkeep.graphql.server import default_service
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
+    from chatkeep.service import default_service
 
     chat_service.create_agent(make_principal(service=True), slug="helper", name="Helper")
     default_service()  # build the shared service before the threads start, as a warm Lambda has it
@@ -227,7 +227,7 @@ def test_given_concurrent_first_calls_for_one_user_and_slug_then_one_session(
 
 def test_given_concurrent_calls_without_forcing_then_still_one_session(dynamodb, chat_service):
     """The same race left to the scheduler (8 threads released together)."""
-    from chatkeep.graphql.server import default_service
+    from chatkeep.service import default_service
 
     chat_service.create_agent(make_principal(service=True), slug="helper", name="Helper")
     default_service()

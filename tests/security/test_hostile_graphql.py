@@ -73,7 +73,7 @@ FUZZ_SETTINGS = settings(
 @pytest.fixture
 def seeded(dynamodb: Any) -> dict[str, Any]:
     """A few real objects so generated ids sometimes land on something (alice's todo 1, session ids)."""
-    from chatkeep.graphql.server import default_service
+    from chatkeep.service import default_service
 
     from tests.conftest import make_principal
 

@@ -58,7 +58,7 @@ def world(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> World:
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     processor.reset()
-    from chatkeep.graphql.server import default_service
+    from chatkeep.service import default_service
 
     from tests.conftest import make_principal
 

@@ -25,6 +25,7 @@ from chatkeep.errors import ChatkeepError
 from chatkeep.graphql import guards
 from chatkeep.graphql.errors import error_body, format_error
 from chatkeep.graphql.resolvers import bindables
+from chatkeep.service import default_service
 from chatkeep.settings import get_settings
 
 logger = logging.getLogger("chatkeep.graphql")
@@ -44,9 +45,6 @@ def schema() -> GraphQLSchema:
 class Context:
     principal: Principal
     service: Any
-
-
-from chatkeep.service import default_service  # noqa: E402  (re-exported: tests and the harness reset it here)
 
 
 class DocumentCache:
