@@ -3,6 +3,8 @@ Numbers come back as int when integral, else float; None is NULL; empty strings 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 
@@ -27,7 +29,10 @@ def from_av(av: dict[str, Any]) -> Any:
     if kind == "S":
         return raw
     if kind == "N":
-        return _number(raw)
+        try:
+            return int(raw)  # most numbers are integers (ids, counts, epochs): try that first
+        except ValueError:
+            return float(raw)
     if kind == "BOOL":
         return raw
     if kind == "NULL":
@@ -43,17 +48,10 @@ def from_av(av: dict[str, Any]) -> Any:
     raise TypeError(f"unsupported attribute type {kind}")
 
 
-def _number(raw: str) -> int | float:
-    try:
-        return int(raw)  # most numbers are integers (ids, counts, epochs): try that first
-    except ValueError:
-        return float(raw)
-
-
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
     """Python dict -> DynamoDB item, dropping None (absent attributes, not NULLs)."""
     # Strings and ints are most attributes of every item: written inline, without a call each (hot on every
-    # write; from_item does the same for reads).
+    # write).
     item = {}
     for name, value in values.items():
         kind = type(value)
@@ -77,7 +75,8 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 # Reading attributes of an item as DynamoDB returns it (the model decoders in repository/dynamodb.py read only
 # the attributes a model has, without decoding the whole item first: half the CPU per item).
-ABSENT: dict[str, Any] = {}  # `item.get(name, ABSENT).get("S")`: None when the attribute is absent (or NULL)
+# `item.get(name, ABSENT).get("S")`: None when the attribute is absent (or NULL). Read-only: it is shared.
+ABSENT: Mapping[str, Any] = MappingProxyType({})
 
 
 def attr_value(item: dict[str, Any], name: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from chatkeep import aws
 from chatkeep.repository import keys
 from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
-from chatkeep.repository.codec import from_av, to_av
+from chatkeep.repository.codec import attr_value, from_av, to_av
 from chatkeep.settings import get_settings
 
 SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits
@@ -162,13 +162,13 @@ class StreamStore(TableAccess):
             page = self.client.query(**kwargs)
             refs = []
             for item in page.get("Items", []):
-                mid = from_av(item["mid"]) if "mid" in item else _mid_from_sk(item["sk"]["S"])
+                mid = attr_value(item, "mid") if "mid" in item else _mid_from_sk(item["sk"]["S"])
                 refs.append(
                     MessageRef(
                         key={"pk": item["pk"], "sk": item["sk"]},
                         message_id=mid,
-                        container_id=from_av(item["cid"]) if "cid" in item else None,
-                        content=from_av(item["content"]) if "content" in item else None,
+                        container_id=attr_value(item, "cid"),
+                        content=attr_value(item, "content"),
                     )
                 )
             if refs:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from chatkeep.repository.codec import from_av
+from chatkeep.repository.codec import attr_value
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 MAX_INDEXED_CONTENT_BYTES = 32 * 1024
@@ -43,9 +43,7 @@ class Change:
 
 
 def _get(image: dict[str, Any] | None, name: str) -> Any:
-    if not image or name not in image:
-        return None
-    return from_av(image[name])
+    return attr_value(image, name) if image else None
 
 
 def _split_session_pk(pk: str) -> tuple[str, int] | None:
