@@ -1,14 +1,18 @@
 """In-process harness shared by the tests and the benchmarks: payload-2.0 events as the JWT-authorized
-routes deliver them, a Lambda-like context, a DynamoDB request counter, and the cache reset that lets a
-run point chatkeep at fresh tables."""
+routes deliver them, a Lambda-like context, the declared handlers, a DynamoDB request counter, and the cache
+reset that lets a run point chatkeep at fresh tables."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"  # the tests' and benchmarks' template
 
 
 def reset_caches() -> None:
@@ -18,12 +22,22 @@ def reset_caches() -> None:
 
     reset_settings()
     reset_clients()
-    from chatkeep.graphql.server import default_service
+    from chatkeep.service import default_service
 
     default_service.cache_clear()
     from chatkeep.stream import processor
 
     processor.reset()
+
+
+@functools.cache
+def declared_handler(logical_id: str, template: str = str(REPO_TEMPLATE)) -> Any:
+    """A function of template.yaml, loaded once per process as the local runtime loads it (by file path, under
+    a module name of its own: every function's module is app.py)."""
+    from chatkeep_local.lambda_runtime import load_handler
+    from chatkeep_local.template import functions, load_template
+
+    return load_handler(functions(load_template(template))[logical_id])
 
 
 def claims_for(sub: str = "alice", workspace: str = "ws1", *, name: str | None = "Alice",

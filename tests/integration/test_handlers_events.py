@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from chatkeep_local import lambda_runtime
-from conftest import TEMPLATE
+from chatkeep_local.harness import declared_handler
+from conftest import _template
 
 # A handler that publishes no metric for an event (a read) makes Powertools warn; that is not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -29,17 +30,17 @@ FIXTURE_ENV = {"CHAT_TABLE_NAME", "SEARCH_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME",
 
 @cache
 def declared_functions() -> dict[str, Any]:
-    from chatkeep_local.template import functions, load_template
+    from chatkeep_local.template import functions
 
-    return functions(load_template(TEMPLATE))
+    return functions(_template())
 
 
 @cache
 def declared_routes() -> dict[str, set[str]]:
-    from chatkeep_local.template import load_template, routes
+    from chatkeep_local.template import routes
 
     out: dict[str, set[str]] = {}
-    for route in routes(load_template(TEMPLATE)):
+    for route in routes(_template()):
         out.setdefault(route.function, set()).add(route.route_key)
     return out
 
@@ -56,13 +57,6 @@ def cases() -> list[Any]:
         if function not in EVENT_PREFIXES.values():
             found.append(pytest.param(function, None, id=f"{function}-unmapped"))
     return found
-
-
-@cache
-def load_handler(logical_id: str) -> Any:
-    """The declared handler, loaded once per test session as the local runtime loads it (by file path, under a
-    module name of its own: every function's module is app.py)."""
-    return lambda_runtime.load_handler(declared_functions()[logical_id])
 
 
 def test_every_function_in_the_template_has_a_family_of_events():
@@ -88,7 +82,7 @@ def test_given_a_sample_event_when_invoking_the_declared_handler_then_a_well_for
 
     reset_caches()
     event = json.loads(event_path.read_text())
-    handler = load_handler(function)
+    handler = declared_handler(function)
     context = lambda_runtime.LambdaContext(spec)
     response = handler(event, context)
     json.dumps(response)  # what Lambda returns must serialise

@@ -584,11 +584,9 @@ def test_openapi_and_docs_need_no_auth(dynamodb: Any) -> None:
 
 def test_functions_rest_api_handler(dynamodb: Any) -> None:
     """functions/rest_api/app.py is the Lambda entry point: thin, and it runs with a Lambda context."""
-    from chatkeep_local.harness import LambdaContext
-
-    from tests.integration.test_handlers_events import load_handler
+    from chatkeep_local.harness import LambdaContext, declared_handler
 
     event = http_event("POST", "/v1/channels", body={"name": "via lambda"}, claims=claims_for(),
                        headers={"Idempotency-Key": "lambda-1"})
-    out = load_handler("RestApiFunction")(event, LambdaContext())
+    out = declared_handler("RestApiFunction")(event, LambdaContext())
     assert out["statusCode"] == 201 and json.loads(out["body"])["name"] == "via lambda"

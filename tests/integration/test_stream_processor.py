@@ -27,9 +27,7 @@ from chatkeep.service import ChatService
 from chatkeep.settings import get_settings
 from chatkeep.stream import processor as stream_processor
 from chatkeep.stream.processor import CoalescingBatchProcessor, handle
-from chatkeep_local.harness import LambdaContext
-
-from tests.integration.test_handlers_events import load_handler
+from chatkeep_local.harness import LambdaContext, declared_handler
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
@@ -346,7 +344,7 @@ def test_sample_events_through_the_lambda_handler(harness: Harness, name: str):
     record = event["Records"][0]
     assert record["eventSource"] == "aws:dynamodb" and record["eventVersion"] == "1.1"
     assert ("userIdentity" in record) == (name == "dynamodb_ttl_remove_session")
-    assert load_handler("StreamProcessorFunction")(event, LambdaContext()) == {"batchItemFailures": []}
+    assert declared_handler("StreamProcessorFunction")(event, LambdaContext()) == {"batchItemFailures": []}
     if name == "dynamodb_insert_session":
         image = record["dynamodb"]["NewImage"]
         ws, cid, sid = image["ws"]["S"], int(image["cid"]["N"]), int(image["sid"]["N"])
@@ -406,7 +404,8 @@ def test_given_posted_messages_when_their_batch_is_processed_then_one_emf_line_c
     metrics.clear_metrics()
     capsys.readouterr()
 
-    assert load_handler("StreamProcessorFunction")({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
+    reply = declared_handler("StreamProcessorFunction")({"Records": records}, LambdaContext())
+    assert reply == {"batchItemFailures": []}
 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert len(lines) == 1
