@@ -350,6 +350,21 @@ def test_post_message_roles_and_limits(alice: Client, bot: Client) -> None:
     assert_error(alice.post(path, {"content": 42}), 422)
 
 
+def test_router_debug_log_names_the_body_without_its_content(alice: Client, caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    # Given Powertools' router logging at DEBUG (it formats each route's arguments into a line)
+    session = alice.session(alice.channel()["id"])
+    caplog.set_level("DEBUG", logger="aws_lambda_powertools.event_handler.api_gateway")
+    # When a message with content and metadata is posted
+    reply = alice.post(f"/v1/sessions/{session['id']}/messages",
+                       {"content": "canary-content-7f3", "metadata": {"k": "canary-meta-7f3"}})
+    # Then the route's arguments are logged by body name, without what the person wrote
+    assert reply.status == 201
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("aws_lambda_powertools.event_handler")]
+    assert any("PostSessionMessageIn(...)" in line for line in lines)
+    assert not any("canary" in line for line in lines)
+
+
 def test_history_pages_both_ways(alice: Client) -> None:
     session = alice.session(alice.channel()["id"])
     sid = session["id"]

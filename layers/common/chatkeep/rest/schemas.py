@@ -119,6 +119,12 @@ class RequestModel(BaseModel):
     def _valid_unicode(cls, data: Any) -> Any:
         return _reject_lone_surrogates(data)
 
+    def __repr__(self) -> str:
+        # Bodies carry user content (message text, metadata): Powertools' router formats every route's arguments
+        # into a debug line, even with debug off, and tracebacks show locals. The name alone says which body it
+        # was without copying what a person wrote into logs (and is a fifth of the cost: ~3 us a post).
+        return f"{type(self).__name__}(...)"
+
 
 class ResponseModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
