@@ -4,6 +4,7 @@ and a DynamoDB request counter at the botocore layer."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 from functools import cache
@@ -103,3 +104,16 @@ def ddb_requests(dynamodb: Any) -> RequestCounter:
     counter = RequestCounter()
     aws.dynamodb().meta.events.register("before-call.dynamodb.*", counter)
     return counter
+
+
+def emf_lines(text: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents in captured output (JSON lines holding `_aws`)."""
+    return [line for line in map(_json_or_none, text.splitlines()) if line and "_aws" in line]
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from chatkeep_local.harness import LambdaContext, declared_handler
 
-from tests.conftest import claims_for, http_event
+from tests.conftest import claims_for, emf_lines, http_event
 
 
 class Records(logging.Handler):
@@ -45,18 +45,6 @@ def log_records() -> Any:
     logger._logger.addHandler(records)  # Powertools' Logger does not propagate: listen on it directly
     yield records.records
     logger._logger.removeHandler(records)
-
-
-def emf_lines(text: str) -> list[dict[str, Any]]:
-    return [line for line in map(_json_or_none, text.splitlines()) if line and "_aws" in line]
-
-
-def _json_or_none(line: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def test_given_a_session_when_a_message_is_posted_then_no_metric_flush_and_no_info_line(

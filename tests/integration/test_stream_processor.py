@@ -29,6 +29,8 @@ from chatkeep.stream import processor as stream_processor
 from chatkeep.stream.processor import CoalescingBatchProcessor, handle
 from chatkeep_local.harness import LambdaContext, declared_handler
 
+from tests.conftest import emf_lines
+
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
@@ -407,7 +409,7 @@ def test_given_posted_messages_when_their_batch_is_processed_then_one_emf_line_c
     reply = declared_handler("StreamProcessorFunction")({"Records": records}, LambdaContext())
     assert reply == {"batchItemFailures": []}
 
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    lines = emf_lines(capsys.readouterr().out)
     assert len(lines) == 1
     assert lines[0]["StreamMessagesCounted"] in (3, [3])
     assert lines[0]["StreamRecordsProcessed"] in (len(records), [len(records)])
