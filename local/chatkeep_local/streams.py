@@ -257,11 +257,11 @@ class BatchDispatcher:
         self.stats.partial_failures += 1
         return "partial", min(indexes)
 
-    def _expired(self, record: dict[str, Any]) -> bool:
+    def _expired(self, record: dict[str, Any], now: float) -> bool:
         max_age = self.source.max_record_age_s
         if max_age is None or max_age < 0:
             return False
-        return self.clock() - record["dynamodb"]["ApproximateCreationDateTime"] > max_age
+        return now - record["dynamodb"]["ApproximateCreationDateTime"] > max_age
 
     def dispatch(self, records: list[dict[str, Any]]) -> None:
         queue: list[_Work] = [_Work(list(records))]
@@ -269,9 +269,12 @@ class BatchDispatcher:
             work = queue.pop(0)
             if not work.records:
                 continue
-            fresh = [r for r in work.records if not self._expired(r)]
+            # One reading of the clock per attempt: a record that comes of age between two readings
+            # would be both too old and fresh, dead-lettered and delivered.
+            now = self.clock()
+            fresh = [r for r in work.records if not self._expired(r, now)]
             if len(fresh) != len(work.records):
-                old = [r for r in work.records if self._expired(r)]
+                old = [r for r in work.records if self._expired(r, now)]
                 self._dead(old, "RecordAgeExceeded", work.invokes)
                 work.records = fresh
                 if not fresh:

@@ -165,6 +165,30 @@ def test_records_older_than_maximum_age_are_not_delivered(tmp_path):
     assert d.dlq.items[0]["requestContext"]["condition"] == "RecordAgeExceeded"
 
 
+def test_given_a_record_reaching_its_maximum_age_during_the_check_when_dispatched_then_delivered_or_dead_never_both(
+    tmp_path,
+):
+    # Given: 100 is already too old, 101 is 58 s old (limit 60 s), 102 is new, and the clock moves 1 s
+    # each time it is read (time passes while the dispatcher looks at the batch)
+    start = 1_000_000
+    recs = records(3)
+    for rec, age in zip(recs, (100, 58, 0), strict=True):
+        rec["dynamodb"]["ApproximateCreationDateTime"] = start - age
+    ticks = iter(range(start, start + 1000))
+    fn = FakeFunction(lambda batch, n: None)
+    d = BatchDispatcher(fn, tpl.StreamSource(function="StreamProcessorFunction", table="ChatTable",
+                                             max_record_age_s=60),
+                        LocalDlq(tmp_path / "dlq.jsonl"), sleep=lambda s: None, clock=lambda: next(ticks))
+    # When
+    d.dispatch(recs)
+    # Then: every record went exactly one way, the too-old ones first, the others in order
+    dead = [int(r["dynamodb"]["SequenceNumber"]) for item in d.dlq.items for r in item["records"]]
+    delivered = [s for call in fn.calls for s in call]
+    assert sorted(dead + delivered) == [100, 101, 102]
+    assert dead == [100] and delivered == [101, 102]
+    assert d.stats.records_dead + d.stats.records_succeeded == 3
+
+
 # ------------------------------------------------------------------- real moto stream records + TTL
 
 
@@ -285,6 +309,37 @@ def test_poller_batches_and_drains(moto_app, tmp_path):
         flat = [s for b in batches for s in b]
         assert flat == sorted(flat)
         assert poller.drain(timeout=5)["drained"]  # nothing new: returns at once
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+
+
+def test_given_ttl_deletes_between_two_polling_passes_when_drained_then_each_record_is_delivered_once(
+    moto_app, tmp_path
+):
+    template, ddb, streams = moto_app
+    source = tpl.stream_source(template)
+    delivered = []
+    d = BatchDispatcher(lambda e: delivered.extend(e["Records"]), source, LocalDlq(tmp_path / "d.jsonl"))
+    swept = SweptKeys()
+    poller = StreamPoller(streams, "ChatTable", source, d, swept=swept, poll_interval=0.05)
+    assert poller.prime()
+    poller.start()
+    try:
+        # Given: items delivered by a first pass, then removed by TTL before the next one
+        for i in range(3):
+            ddb.put_item(TableName="ChatTable",
+                         Item={"pk": {"S": f"p{i}"}, "sk": {"S": "S"}, "purge_at": {"N": "100"}})
+        assert poller.drain(timeout=10)["drained"]
+        assert TtlSweeper(ddb, {"ChatTable": "purge_at"}, swept, lambda: 200).sweep_once() == 3
+        # When
+        assert poller.drain(timeout=10)["drained"]
+        assert poller.drain(timeout=10)["drained"]
+        # Then: every change once, in stream order, the REMOVEs as TTL deletes
+        numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in delivered]
+        assert numbers == sorted(set(numbers)) and len(numbers) == 6
+        assert [r["eventName"] for r in delivered] == ["INSERT"] * 3 + ["REMOVE"] * 3
+        assert all(r["userIdentity"] == TTL_IDENTITY for r in delivered[3:])
     finally:
         poller.stop()
         poller.join(timeout=5)
