@@ -20,6 +20,12 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
+def parameter_overrides(dev_args: list[str]) -> dict[str, str]:
+    """The template parameter overrides (`--parameter KEY=VALUE`) among `chatkeep dev` arguments."""
+    args, _ = _parser().parse_known_args(["dev", *dev_args])
+    return _pairs(args.parameter, "--parameter")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkeep", description="chatkeep local tools (no Docker, no AWS)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--audience", help="aud (default: the template's JwtAudience)")
     tok.add_argument("--issuer", help="iss (default: the template's JwtIssuer)")
     tok.add_argument("--template", default="template.yaml")
+    tok.add_argument("--parameter", action="append", metavar="KEY=VALUE",
+                     help="template parameter override, as given to `chatkeep dev`")
     return parser
 
 
@@ -55,7 +63,7 @@ def _token(args: argparse.Namespace) -> int:
     from chatkeep_local.template import jwt_defaults, load_template
 
     template = load_template(args.template) if Path(args.template).is_file() else None
-    defaults = jwt_defaults(template)
+    defaults = jwt_defaults(template, _pairs(args.parameter, "--parameter"))
     claim = os.environ.get("WORKSPACE_CLAIM") or defaults["workspace_claim"]
     print(
         jwt_auth.make_token(

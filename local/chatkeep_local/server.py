@@ -521,7 +521,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def banner(runtime: LocalRuntime) -> str:
-    defaults = tpl.jwt_defaults(runtime.template)
+    defaults = tpl.jwt_defaults(runtime.template, runtime.options.parameter_overrides)
     claim = os.environ.get("WORKSPACE_CLAIM") or defaults["workspace_claim"]
     token = jwt_auth.make_token(
         "dev-user", "dev", name="Dev", ttl=7 * 86400,

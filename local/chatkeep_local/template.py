@@ -723,12 +723,13 @@ def stream_source(template: Mapping[str, Any], overrides: Mapping[str, Any] | No
 # ------------------------------------------------------------------------------------- token defaults
 
 
-def jwt_defaults(template: Mapping[str, Any] | None) -> dict[str, Any]:
-    """issuer, audience and workspace claim that a local token should carry for this template."""
+def jwt_defaults(template: Mapping[str, Any] | None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """issuer, audience and workspace claim that a local token should carry for this template, deployed
+    with `overrides` (`chatkeep dev --parameter`, as `sam deploy --parameter-overrides` would be)."""
     issuer, audience, claim = "chatkeep-local", "chatkeep", "workspace_id"
     if template:
-        params = parameters(template)
-        auths = [r.authorizer for r in routes(template) if r.authorizer]
+        params = parameters(template, overrides)
+        auths = [r.authorizer for r in routes(template, overrides) if r.authorizer]
         if auths:
             issuer = auths[0].issuer or issuer
             audience = auths[0].audiences[0] if auths[0].audiences else audience

@@ -321,6 +321,7 @@ class LocalApiProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
     ):
+        from chatkeep_local.cli import parameter_overrides
         from chatkeep_local.template import jwt_defaults, load_template
 
         self.template = Path(template).resolve()
@@ -330,7 +331,7 @@ class LocalApiProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
-        self.jwt = jwt_defaults(load_template(self.template))
+        self.jwt = jwt_defaults(load_template(self.template), parameter_overrides(self.extra_args))
         self.process: object | None = None
         self._log_fh: object | None = None
 

@@ -174,6 +174,59 @@ def test_recorded_events_hide_the_token(sample_api):
     assert token not in files[-1].read_text()
 
 
+# ------------------------------------------------------------------- --parameter JwtIssuer=...
+
+OVERRIDDEN_ISSUER, OVERRIDDEN_AUDIENCE = "https://issuer.override.test", "aud-override"
+
+
+@pytest.fixture(scope="module")
+def overridden_api(tmp_path_factory):
+    root = tmp_path_factory.mktemp("overridden-app")
+    api = LocalApiProcess(
+        write_sample_app(root),
+        log_path=root / "dev.log",
+        extra_args=["--no-stream", "--ttl-interval", "3600", "--parameter", f"JwtIssuer={OVERRIDDEN_ISSUER}",
+                    "--parameter", f"JwtAudience={OVERRIDDEN_AUDIENCE}"],
+    )
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def claims_accepted(api, token):
+    event = echo(api.request("POST", "/graphql", token=token, json={}))
+    return event["requestContext"]["authorizer"]["jwt"]["claims"]
+
+
+def test_given_jwt_parameter_overrides_when_the_test_helper_mints_a_token_then_the_authorizer_accepts_it(
+    overridden_api,
+):
+    claims = claims_accepted(overridden_api, overridden_api.token("u", "w"))
+    assert claims["iss"] == OVERRIDDEN_ISSUER and claims["aud"] == OVERRIDDEN_AUDIENCE
+
+
+def test_given_jwt_parameter_overrides_when_dev_prints_its_banner_token_then_the_authorizer_accepts_it(
+    overridden_api,
+):
+    lines = overridden_api.log_path.read_text().splitlines()
+    token = lines[next(i for i, line in enumerate(lines) if "token (sub dev-user" in line) + 1].strip()
+    assert claims_accepted(overridden_api, token)["iss"] == OVERRIDDEN_ISSUER
+
+
+def test_given_jwt_parameter_overrides_when_chatkeep_token_gets_the_same_ones_then_the_authorizer_accepts_it(
+    overridden_api, capsys
+):
+    from chatkeep_local import cli
+
+    assert cli.main(["token", "--sub", "u", "--workspace", "w", "--template", str(overridden_api.template),
+                     "--parameter", f"JwtIssuer={OVERRIDDEN_ISSUER}",
+                     "--parameter", f"JwtAudience={OVERRIDDEN_AUDIENCE}"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert claims_accepted(overridden_api, token)["aud"] == OVERRIDDEN_AUDIENCE
+
+
 # ----------------------------------------------------------------------------- stream and TTL
 
 

@@ -177,6 +177,23 @@ def test_cors_and_jwt_defaults(sample):
     assert tpl.jwt_defaults(None)["issuer"] == "chatkeep-local"
 
 
+def test_given_parameter_overrides_when_deriving_jwt_defaults_then_they_match_the_overridden_authorizer(sample):
+    overrides = {"JwtIssuer": "https://issuer.override.test", "JwtAudience": "aud-override",
+                 "WorkspaceClaim": "custom:workspace_id"}
+    defaults = tpl.jwt_defaults(sample, overrides)
+    assert defaults == {
+        "issuer": "https://issuer.override.test",
+        "audience": "aud-override",
+        "workspace_claim": "custom:workspace_id",
+    }
+    authorizer = next(r.authorizer for r in tpl.routes(sample, overrides) if r.authorizer)
+    assert (authorizer.issuer, authorizer.audiences) == (defaults["issuer"], [defaults["audience"]])
+    no_routes = {"Parameters": {"JwtIssuer": {"Type": "String", "Default": "https://issuer.default.test"}}}
+    assert tpl.jwt_defaults(no_routes, {"JwtIssuer": "https://issuer.override.test"})["issuer"] == (
+        "https://issuer.override.test"
+    )
+
+
 @pytest.mark.skipif(not (REPO / "template.yaml").is_file(), reason="template.yaml not written yet")
 def test_the_real_template_loads():
     t = tpl.load_template(REPO / "template.yaml")
