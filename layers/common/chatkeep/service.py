@@ -76,6 +76,8 @@ class ChatService:
         return session
 
     def _retention(self) -> int:
+        """Seconds a session is kept once it stops being active (expiry or close): the one owner of the rule
+        (the repository's post_message is given it, to move purge_at with exp in its update)."""
         return self.settings.retention_days * 86400
 
     # ---------------------------------------------------------------- containers
@@ -134,12 +136,10 @@ class ChatService:
         owner = principal.owner_tag
         if require_container or principal.is_service:
             container = self.repo.get_container(principal.workspace_id, container_id)
-            if container is not None and self.visible(principal, container.owner):
+            if self._container_in_view(principal, container, require_container):
                 owner = container.owner
                 if agent_id is None:
                     agent_id = container.agent_id
-            elif require_container or container is not None:
-                raise NotFound("channel not found" if require_container else "todo not found")
         now = clock.now()
         stamp = clock.iso(now)
 
@@ -321,6 +321,7 @@ class ChatService:
                 raise SessionClosed("this session is closed: start a new session")
             raise SessionExpired("this session expired after inactivity: start a new session")
         stamp = clock.iso(now)
+        retention = self._retention()
 
         def attempt() -> Message:
             message = Message(
@@ -330,7 +331,7 @@ class ChatService:
                 sender_name=None if role is Role.ASSISTANT else principal.name, metadata=metadata,
             )
             self.repo.post_message(message, owner_condition=self.owner_condition(principal), now=now,
-                                   activity_at=stamp)
+                                   activity_at=stamp, retention=retention)
             return message
 
         # Not counted here: the stream processor counts every message that lands (StreamMessagesCounted, one
@@ -338,7 +339,7 @@ class ChatService:
         message = with_fresh_ids(attempt)
         session.last_activity_at = session.updated_at = stamp
         session.expires_at_epoch = int(now) + session.idle_timeout
-        session.purge_at = int(session.expires_at_epoch) + self._retention()
+        session.purge_at = int(session.expires_at_epoch) + retention
         # DEBUG, not INFO: posts are the busiest write, counted by the stream's StreamMessagesCounted metric
         # and recorded by the API's access log; a JSON line each was ~15% of a post's CPU.
         # POWERTOOLS_LOGGER_SAMPLE_RATE (or LOG_LEVEL=DEBUG) brings them back for a share of requests.

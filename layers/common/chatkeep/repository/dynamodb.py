@@ -65,6 +65,45 @@ def translate_error(exc: Exception) -> Exception:
     return exc
 
 
+def _client_error_code(exc: Exception) -> str | None:
+    """The DynamoDB error code of a botocore ClientError, None for any other exception. The write methods
+    catch Exception and ask this: botocore is imported here, on failure paths only (cold start)."""
+    from botocore.exceptions import ClientError
+
+    return _error_code(exc) if isinstance(exc, ClientError) else None
+
+
+class _Cancellation:
+    """A cancelled TransactWriteItems call: one reason per item, in request order ("None" for an item that
+    passed). The caller maps `failed(i)` (item i's condition was refused) to its domain error."""
+
+    __slots__ = ("reasons", "codes")
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        self.reasons = reasons
+        self.codes = [r.get("Code") for r in reasons]
+
+    def failed(self, index: int) -> bool:
+        return index < len(self.codes) and self.codes[index] == "ConditionalCheckFailed"
+
+    def item(self, index: int) -> dict[str, Any] | None:
+        """The item as it was when its condition was refused (ReturnValuesOnConditionCheckFailure)."""
+        return self.reasons[index].get("Item")
+
+    @property
+    def conflict(self) -> bool:
+        """A concurrent transaction touched one of the items: nothing was written."""
+        return "TransactionConflict" in self.codes
+
+
+def _cancellation(exc: Exception) -> _Cancellation | None:
+    """Why a TransactWriteItems call was cancelled; None when `exc` is anything else (the caller re-raises)."""
+    if _client_error_code(exc) != "TransactionCanceledException":
+        return None
+    reasons = getattr(exc, "response", {}).get("CancellationReasons")
+    return _Cancellation(reasons) if reasons else None
+
+
 # ---------------------------------------------------------------- item <-> model
 
 def session_from_item(item: dict[str, Any]) -> Session:
@@ -268,13 +307,11 @@ class DynamoDBChatRepository:
         return container_from_item(item) if item else None
 
     def create_container(self, container: Container) -> None:
-        from botocore.exceptions import ClientError
-
         item = self._container_item(container)
         try:
             self._call("put_item", TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+        except Exception as exc:
+            if _client_error_code(exc) == "ConditionalCheckFailedException":
                 raise IdCollision from exc
             raise
 
@@ -362,8 +399,6 @@ class DynamoDBChatRepository:
     # ------------------------------------------------------------ sessions
 
     def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None) -> None:
-        from botocore.exceptions import ClientError
-
         ws = session.workspace_id
         cpk = keys.container_pk(ws, session.container_id)
         names = {"#type": "type", "#owner": "owner"}
@@ -393,21 +428,21 @@ class DynamoDBChatRepository:
                 "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}})
         try:
             self._call("transact_write_items", TransactItems=items)
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
                 raise
-            if reasons[0] == "ConditionalCheckFailed":
+            if cancelled.failed(0):
                 if self._already_written(keys.session_pk(ws, session.id), keys.SESSION_SK,
                                          {"created_at": session.created_at, "owner": session.owner,
                                           "cid": session.container_id}):
                     return  # our own earlier attempt (its answer was lost; botocore sent it again)
                 raise IdCollision from exc
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if cancelled.failed(1):
                 raise NotFound("container not found") from exc
-            if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+            if cancelled.failed(2):
                 raise NotFound(f"agent {agent_id} not found") from exc
-            if "TransactionConflict" in reasons:
+            if cancelled.conflict:
                 raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
             raise
 
@@ -478,8 +513,6 @@ class DynamoDBChatRepository:
     def _conditional_update(self, ws: str, sid: int, *, update: str, condition: str, values: dict[str, Any],
                             names: dict[str, str], now: float, owner_condition: str | None,
                             what: str = "session") -> Session:
-        from botocore.exceptions import ClientError
-
         kwargs: dict[str, Any] = dict(
             TableName=self.table, Key={"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}},
             UpdateExpression=update, ConditionExpression=condition, ExpressionAttributeValues=values,
@@ -488,9 +521,9 @@ class DynamoDBChatRepository:
             kwargs["ExpressionAttributeNames"] = names
         try:
             resp = self._call("update_item", **kwargs)
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                raise self._refusal(exc.response.get("Item"), now, owner_condition, what) from exc
+        except Exception as exc:
+            if _client_error_code(exc) == "ConditionalCheckFailedException":
+                raise self._refusal(getattr(exc, "response", {}).get("Item"), now, owner_condition, what) from exc
             raise
         return session_from_item(resp["Attributes"])
 
@@ -521,8 +554,6 @@ class DynamoDBChatRepository:
     def _update_with_agent_check(self, ws: str, sid: int, update: str, condition: str, values: dict[str, Any],
                                  names: dict[str, str], now: float, owner_condition: str | None,
                                  agent_id: int) -> Session:
-        from botocore.exceptions import ClientError
-
         key = {"pk": {"S": keys.session_pk(ws, sid)}, "sk": {"S": keys.SESSION_SK}}
         try:
             self._call("transact_write_items", TransactItems=[
@@ -532,13 +563,13 @@ class DynamoDBChatRepository:
                 {"ConditionCheck": {"TableName": self.table, "ConditionExpression": "attribute_exists(pk)",
                                     "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}},
             ])
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
                 raise
-            if reasons[0].get("Code") == "ConditionalCheckFailed":
-                raise self._refusal(reasons[0].get("Item"), now, owner_condition, "session") from exc
-            if reasons[1].get("Code") == "ConditionalCheckFailed":
+            if cancelled.failed(0):
+                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from exc
+            if cancelled.failed(1):
                 raise NotFound(f"agent {agent_id} not found") from exc
             raise
         session = self.get_session(ws, sid)
@@ -571,8 +602,6 @@ class DynamoDBChatRepository:
                 values=values, names=names, now=now, owner_condition=owner_condition)
 
     def delete_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float) -> Session:
-        from botocore.exceptions import ClientError
-
         values: dict[str, Any] = {":now": to_av(int(now))}
         names: dict[str, str] = {}
         kwargs: dict[str, Any] = dict(
@@ -583,8 +612,8 @@ class DynamoDBChatRepository:
             kwargs["ExpressionAttributeNames"] = names
         try:
             resp = self._call("delete_item", **kwargs)
-        except ClientError as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
+        except Exception as exc:
+            if _client_error_code(exc) == "ConditionalCheckFailedException":
                 raise NotFound("session not found") from exc
             raise
         return session_from_item(resp["Attributes"])
@@ -596,13 +625,11 @@ class DynamoDBChatRepository:
     # ------------------------------------------------------------ messages
 
     def post_message(self, message: Message, *, owner_condition: str | None, now: float,
-                     activity_at: str) -> None:
+                     activity_at: str, retention: int) -> None:
         """One transaction: the session accepts the message (race-free lifecycle check) and the message and
-        its id claim are written. A refused post writes nothing."""
-        from botocore.exceptions import ClientError
-
+        its id claim are written. A refused post writes nothing. `retention`: the service's rule, seconds a
+        session is kept after it expires (purge_at moves with exp)."""
         ws, sid, mid = message.workspace_id, message.session_id, message.id
-        retention = self.settings.retention_days * 86400
         values: dict[str, Any] = {
             ":now": to_av(int(now)), ":at": to_av(activity_at),
             ":gsk": to_av(keys.activity_sk(activity_at, sid)), ":nowr": to_av(int(now) + retention),
@@ -639,17 +666,17 @@ class DynamoDBChatRepository:
                 {"Put": {"TableName": self.table, "Item": claim_item,
                          "ConditionExpression": "attribute_not_exists(pk)"}},
             ])
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
                 raise
-            if reasons[0].get("Code") == "ConditionalCheckFailed":
-                raise self._refusal(reasons[0].get("Item"), now, owner_condition, "session") from exc
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
+            if cancelled.failed(0):
+                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from exc
+            if cancelled.failed(1) or cancelled.failed(2):  # the message or its id claim
                 if self._already_written(keys.message_claim_pk(ws, mid), keys.CLAIM_SK, {"sid": sid, "msk": msk}):
                     return  # our own earlier attempt (its answer was lost; botocore sent it again)
                 raise IdCollision from exc
-            if any(r.get("Code") == "TransactionConflict" for r in reasons):
+            if cancelled.conflict:
                 raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
             raise
 
@@ -697,8 +724,6 @@ class DynamoDBChatRepository:
     # ------------------------------------------------------------ agents
 
     def create_agent(self, agent: Agent, *, make_default: bool) -> None:
-        from botocore.exceptions import ClientError
-
         ws = agent.workspace_id
         fields = _agent_fields(agent)
         items: list[dict[str, Any]] = [
@@ -714,13 +739,13 @@ class DynamoDBChatRepository:
                 {"pk": keys.default_agent_pk(ws), "sk": keys.SLUG_SK, **fields})}})
         try:
             self._call("transact_write_items", TransactItems=items)
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if _error_code(exc) != "TransactionCanceledException" or not reasons:
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
                 raise
-            if reasons[0] == "ConditionalCheckFailed":
+            if cancelled.failed(0):
                 raise IdCollision from exc
-            if reasons[1] == "ConditionalCheckFailed":
+            if cancelled.failed(1):
                 from chatkeep.errors import Conflict
 
                 raise Conflict(f"an agent with slug {agent.slug!r} already exists") from exc
@@ -769,8 +794,6 @@ class DynamoDBChatRepository:
 
     def claim_home_container(self, ws: str, sub: str, container: Container) -> int:
         """Create the user's home container and point to it; a concurrent claim wins: use its container."""
-        from botocore.exceptions import ClientError
-
         try:
             self._call("transact_write_items", TransactItems=[
                 {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
@@ -779,21 +802,21 @@ class DynamoDBChatRepository:
                 {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
                          "Item": self._container_item(container)}},
             ])
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
+                raise
+            if cancelled.failed(0):
                 existing = self.get_home_container(ws, sub)
                 if existing is not None:
                     return existing
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if cancelled.failed(1):
                 raise IdCollision from exc
             raise
         return container.id
 
     def create_starter(self, session: Session, *, sub: str, slug: str | None, replace_sid: int | None) -> bool:
         """Write the pointer and the session together. False when another call's pointer won the race."""
-        from botocore.exceptions import ClientError
-
         ws = session.workspace_id
         pointer: dict[str, Any] = {
             "TableName": self.table,
@@ -811,13 +834,15 @@ class DynamoDBChatRepository:
                 {"Put": {"TableName": self.table, "Item": session_to_item(session),
                          "ConditionExpression": "attribute_not_exists(pk)"}},
             ])
-        except ClientError as exc:
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+        except Exception as exc:
+            cancelled = _cancellation(exc)
+            if cancelled is None:
+                raise
+            if cancelled.failed(0):
                 return False
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if cancelled.failed(1):
                 raise IdCollision from exc
-            if "TransactionConflict" in reasons:
+            if cancelled.conflict:
                 return False
             raise
         return True
