@@ -231,6 +231,46 @@ def test_rest_post_to_channel_that_fails_after_creating_the_session(client: Any,
     assert sessions_left == [], f"a 503 left a session without its message: {changes}"
 
 
+@pytest.mark.parametrize("write", ["set a session's agent", "create an agent", "claim a home for a starter"])
+def test_a_transaction_cancelled_by_a_concurrent_write_is_a_503_not_a_500(client: Any, write: str) -> None:
+    """botocore does not retry a cancelled transaction: a TransactionConflict reason (another transaction held
+    one of the items) must reach the caller as 'retry', whichever write it cancelled."""
+    from chatkeep import faults
+
+    ops = claims("ops", "ws1", scope=SERVICE_SCOPE)
+    # Given an agent, a channel and a session
+    status, body, raw = call_rest(rest_event("POST", "/v1/agents", claims_=ops, body={"slug": "a", "name": "A"}))
+    assert status == 201, raw
+    agent = body["id"]
+    status, body, raw = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
+    status, body, raw = call_rest(rest_event("POST", f"/v1/channels/{body['id']}/sessions", claims_=ALICE,
+                                             body={}))
+    session = body["id"]
+    before = snapshot(client)
+    # When the write's transaction is cancelled by a concurrent one
+    conflict = {"set a session's agent": ["None", "TransactionConflict"],
+                "create an agent": ["None", "TransactionConflict"],
+                "claim a home for a starter": ["TransactionConflict", "None"]}[write]
+    plan = _inject(client, faults.Rule("TransactWriteItems", code="TransactionCanceledException",
+                                       reasons=conflict, times=1))
+    if write == "set a session's agent":
+        status, body, raw = call_rest(rest_event("PATCH", f"/v1/sessions/{session}", claims_=ALICE,
+                                                 body={"agent_id": agent}))
+    elif write == "create an agent":
+        status, body, raw = call_rest(rest_event("POST", "/v1/agents", claims_=ops,
+                                                 body={"slug": "b", "name": "B"}))
+    else:
+        status, body, raw = gql("{getOrCreateUserStartTodoChatSession{id}}", None, claims_=claims("newcomer"))
+    plan.remove()
+    # Then the caller is told to retry, and nothing was written
+    assert plan.injected["TransactWriteItems"] == 1
+    if write == "claim a home for a starter":
+        assert gql_code(body) == "SERVICE_UNAVAILABLE", raw
+    else:
+        assert status == 503 and body["error"]["code"] == "service_unavailable", raw
+    assert diff(before, snapshot(client)) == {"changed": [], "removed": [], "added": []}
+
+
 # ---------------------------------------------------------------- the stream function
 
 

@@ -45,6 +45,9 @@ class Rule:
     times: int | None = None
     match: Callable[[bytes], bool] | None = None
     status: int | None = None  # HTTP status of the answer (default: DynamoDB's for `code`, else 400)
+    # For code="TransactionCanceledException": one reason code per item ("None", "ConditionalCheckFailed",
+    # "TransactionConflict", ...), as DynamoDB lists them.
+    reasons: list[str] | None = None
     fired: int = 0
 
     def applies(self, operation: str, body: bytes) -> bool:
@@ -99,8 +102,11 @@ class FaultPlan:
         from botocore.awsrequest import AWSResponse
 
         status = rule.status or STATUS.get(rule.code, 400)
-        payload = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{rule.code}",
-                              "message": "injected fault"}).encode()
+        error: dict[str, Any] = {"__type": f"com.amazonaws.dynamodb.v20120810#{rule.code}",
+                                 "message": "injected fault"}
+        if rule.reasons is not None:
+            error["CancellationReasons"] = [{"Code": code} for code in rule.reasons]
+        payload = json.dumps(error).encode()
         headers = {"x-amzn-requestid": "injected-fault", "content-type": "application/x-amz-json-1.0",
                    "content-length": str(len(payload))}
         return AWSResponse(url, status, headers, _RawBody(payload))

@@ -10,7 +10,7 @@ import base64
 import binascii
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from chatkeep import aws
 from chatkeep.errors import (
@@ -94,6 +94,14 @@ class _Cancellation:
     def conflict(self) -> bool:
         """A concurrent transaction touched one of the items: nothing was written."""
         return "TransactionConflict" in self.codes
+
+    def unmapped(self, exc: Exception) -> NoReturn:
+        """What is left once the caller has mapped its own items' refusals: a conflict with a concurrent
+        transaction is a 503 (nothing was written, and botocore does not retry a cancelled transaction); any
+        other reason, the error itself."""
+        if self.conflict:
+            raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
+        raise exc
 
 
 def _cancellation(exc: Exception) -> _Cancellation | None:
@@ -442,9 +450,7 @@ class DynamoDBChatRepository:
                 raise NotFound("container not found") from exc
             if cancelled.failed(2):
                 raise NotFound(f"agent {agent_id} not found") from exc
-            if cancelled.conflict:
-                raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
-            raise
+            cancelled.unmapped(exc)
 
     def get_session_view(self, ws: str, sid: int, *, message_limit: int, before_sk: str | None = None
                          ) -> tuple[Session | None, list[Message], bool]:
@@ -571,7 +577,7 @@ class DynamoDBChatRepository:
                 raise self._refusal(cancelled.item(0), now, owner_condition, "session") from exc
             if cancelled.failed(1):
                 raise NotFound(f"agent {agent_id} not found") from exc
-            raise
+            cancelled.unmapped(exc)
         session = self.get_session(ws, sid)
         if session is None:
             raise NotFound("session not found")
@@ -676,9 +682,7 @@ class DynamoDBChatRepository:
                 if self._already_written(keys.message_claim_pk(ws, mid), keys.CLAIM_SK, {"sid": sid, "msk": msk}):
                     return  # our own earlier attempt (its answer was lost; botocore sent it again)
                 raise IdCollision from exc
-            if cancelled.conflict:
-                raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
-            raise
+            cancelled.unmapped(exc)
 
     def message_position(self, ws: str, mid: int) -> tuple[int, str] | None:
         resp = self._call("get_item", TableName=self.table, ConsistentRead=True,
@@ -749,7 +753,7 @@ class DynamoDBChatRepository:
                 from chatkeep.errors import Conflict
 
                 raise Conflict(f"an agent with slug {agent.slug!r} already exists") from exc
-            raise
+            cancelled.unmapped(exc)
 
     def get_agent(self, ws: str, aid: int) -> Agent | None:
         resp = self._call("get_item", TableName=self.table,
@@ -812,7 +816,7 @@ class DynamoDBChatRepository:
                     return existing
             if cancelled.failed(1):
                 raise IdCollision from exc
-            raise
+            cancelled.unmapped(exc)
         return container.id
 
     def create_starter(self, session: Session, *, sub: str, slug: str | None, replace_sid: int | None) -> bool:
@@ -844,5 +848,5 @@ class DynamoDBChatRepository:
                 raise IdCollision from exc
             if cancelled.conflict:
                 return False
-            raise
+            cancelled.unmapped(exc)
         return True
