@@ -10,7 +10,8 @@ event source mapping does:
   two and each half retried;
 - with ReportBatchItemFailures, `{"batchItemFailures": [{"itemIdentifier": seq}, ...]}`: everything
   before the lowest reported sequence number is done, the rest is retried; an empty/null/unknown
-  itemIdentifier fails the whole batch; an empty list or null response is success;
+  itemIdentifier, or a batchItemFailures that is not a list, fails the whole batch (a malformed
+  response); an empty list or null response is success;
 - after MaximumRetryAttempts retries (or when a record is older than MaximumRecordAgeInSeconds) the
   failed records go to the on-failure destination: here a local DLQ (in memory + a JSON-lines file).
   AWS sends only the batch's metadata there; locally the records are included too, for debugging.
@@ -161,9 +162,9 @@ class LocalDlq:
 
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
-            self.items.append(message)
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(message, default=str) + "\n")
+            self.items.append(message)  # after the write: a send that raised has sent nothing
         info = message.get("DDBStreamBatchInfo", {})
         log.warning(
             "DLQ: %s records %s..%s (%s) -> %s",
@@ -226,6 +227,9 @@ class BatchDispatcher:
         self.backoff_s = backoff_s
         self.clock = clock
         self.stats = DispatchStats()
+        # Records of the current dispatch neither delivered nor dead-lettered yet: what is left to do
+        # when dispatch raises for something other than a function error (a local file write).
+        self.unfinished: list[dict[str, Any]] = []
         retries = source.max_retry_attempts
         self.max_retries = LOCAL_MAX_RETRIES if retries is None or retries < 0 else retries
 
@@ -244,6 +248,10 @@ class BatchDispatcher:
         if not self.source.report_batch_item_failures or not isinstance(response, dict):
             return "ok", None
         failures = response.get("batchItemFailures")
+        if failures is not None and not isinstance(failures, list | tuple):  # a tuple is sent as a JSON array
+            log.warning("%s: malformed response, batchItemFailures is not a list (%r): whole batch failed",
+                        self.source.function, failures)
+            return "invalid", None
         if not failures:
             return "ok", None
         seqs = {sequence_number(r): i for i, r in enumerate(records)}
@@ -251,7 +259,8 @@ class BatchDispatcher:
         for f in failures:
             ident = f.get("itemIdentifier") if isinstance(f, dict) else None
             if not ident or str(ident) not in seqs:
-                log.warning("%s: invalid itemIdentifier %r: whole batch failed", self.source.function, ident)
+                log.warning("%s: malformed response, invalid itemIdentifier in %r: whole batch failed",
+                            self.source.function, f)
                 return "invalid", None
             indexes.append(seqs[str(ident)])
         self.stats.partial_failures += 1
@@ -263,7 +272,12 @@ class BatchDispatcher:
             return False
         return now - record["dynamodb"]["ApproximateCreationDateTime"] > max_age
 
+    def _finished(self, records: list[dict[str, Any]]) -> None:
+        done = {id(r) for r in records}
+        self.unfinished = [r for r in self.unfinished if id(r) not in done]
+
     def dispatch(self, records: list[dict[str, Any]]) -> None:
+        self.unfinished = list(records)
         queue: list[_Work] = [_Work(list(records))]
         while queue:
             work = queue.pop(0)
@@ -283,10 +297,12 @@ class BatchDispatcher:
             work.invokes += 1
             if status == "ok":
                 self.stats.records_succeeded += len(work.records)
+                self._finished(work.records)
                 continue
             if status == "partial":
                 assert index is not None
                 self.stats.records_succeeded += index
+                self._finished(work.records[:index])
                 remaining = work.records[index:]
             else:
                 remaining = work.records
@@ -306,7 +322,6 @@ class BatchDispatcher:
                 queue.insert(0, _Work(remaining, work.attempts + 1, work.invokes))
 
     def _dead(self, records: list[dict[str, Any]], condition: str, invokes: int) -> None:
-        self.stats.records_dead += len(records)
         first, last = records[0], records[-1]
         arn = first.get("eventSourceARN", "")
         self.dlq.send(
@@ -336,6 +351,8 @@ class BatchDispatcher:
                 "records": records,  # local only: AWS sends the batch info, not the records
             }
         )
+        self.stats.records_dead += len(records)  # once sent: a failed send leaves them to retry
+        self._finished(records)
 
 
 def _iso(epoch: float) -> str:
@@ -509,8 +526,9 @@ class StreamPoller(threading.Thread):
             try:
                 self.dispatcher.dispatch(batch)
             except BaseException:
-                # not a function error (those the dispatcher handles): keep the batch, retry it next loop
-                self._buffer[0:0] = batch
+                # not a function error (those the dispatcher handles): keep what it did not deliver or
+                # dead-letter yet, retry that next loop (what it did is not sent again)
+                self._buffer[0:0] = self.dispatcher.unfinished
                 self._first_buffered_at = self._first_buffered_at or time.monotonic()
                 raise
 

@@ -148,6 +148,24 @@ def test_invalid_item_identifier_fails_the_whole_batch(tmp_path, bad):
     assert fn.calls == [[100, 101, 102], [100, 101, 102]]
 
 
+@pytest.mark.parametrize("failures", [5, True, "101", {"itemIdentifier": "101"}, ["101"],
+                                      [{"itemIdentifier": "101"}, {}]])
+def test_given_a_malformed_batch_item_failures_response_when_dispatched_then_retried_then_dead_lettered(
+    tmp_path, caplog, failures
+):
+    # Given: a function that always answers with a batchItemFailures that is not a list of
+    # {"itemIdentifier": <a sequence number of the batch>}
+    fn = FakeFunction(lambda batch, n: {"batchItemFailures": failures})
+    d = dispatcher(fn, tmp_path, bisect_on_error=False, max_retry_attempts=2)
+    # When
+    d.dispatch(records(3))
+    # Then: a failure of the whole batch: first try + 2 retries, then the DLQ; dispatch returns normally
+    assert fn.calls == [[100, 101, 102]] * 3
+    assert d.stats.records_dead == 3 and d.stats.records_succeeded == 0
+    assert d.dlq.items[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert "malformed response" in caplog.text
+
+
 def test_partial_response_ignored_without_report_batch_item_failures(tmp_path):
     fn = FakeFunction(lambda batch, n: {"batchItemFailures": [{"itemIdentifier": "100"}]})
     d = dispatcher(fn, tmp_path, report_batch_item_failures=False)
@@ -428,6 +446,71 @@ def test_poller_survives_errors_reports_them_and_drain_stays_honest(moto_app, tm
         assert result["drained"] and result["records"] == 1 and result["records_succeeded"] == 1
         assert result["function_errors"] == 1 and len(batches) == 2
         assert poller.error is None and "stream endpoint down" in poller.last_error["error"]  # kept
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+
+
+class DlqFileFailingOnce(LocalDlq):
+    """A DLQ whose first write fails (its file is a directory), as on a full or read-only disk."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.path.mkdir()
+
+    def send(self, message):
+        try:
+            super().send(message)
+        finally:
+            if self.path.is_dir():
+                self.path.rmdir()  # the disk is fixed: the next write works
+
+
+@pytest.mark.parametrize("failing", ["dlq-file", "record-events-file"])
+def test_given_a_file_write_failing_after_part_of_a_batch_was_delivered_when_drained_then_none_is_sent_twice(
+    moto_app, tmp_path, failing
+):
+    template, ddb, streams = moto_app
+    source = dataclasses.replace(tpl.stream_source(template), max_retry_attempts=1, bisect_on_error=False)
+    batches = []
+
+    def fn(event):
+        # p0 and p1 succeed; p2 fails for ever (reported), so p2 and p3 end in the DLQ
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        batches.append(keys)
+        if "p2" in keys:
+            return {"batchItemFailures": [{"itemIdentifier": event["Records"][keys.index("p2")]["dynamodb"]
+                                           ["SequenceNumber"]}]}
+        return None
+
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if failing == "record-events-file" and len(events) == 2:  # the retry of p2, p3
+            raise OSError("record-events: no space left on device")
+
+    if failing == "dlq-file":
+        dlq = DlqFileFailingOnce(tmp_path / "d.jsonl")
+    else:
+        dlq = LocalDlq(tmp_path / "d.jsonl")
+    d = BatchDispatcher(fn, source, dlq, on_event=on_event, sleep=lambda s: None)
+    poller = StreamPoller(streams, "ChatTable", source, d, poll_interval=0.05)
+    assert poller.prime()
+    poller.start()
+    try:
+        # Given: a batch whose first two records are delivered before the write fails
+        for i in range(4):
+            ddb.put_item(TableName="ChatTable", Item={"pk": {"S": f"p{i}"}, "sk": {"S": "S"}})
+        # When
+        result = poller.drain(timeout=10)
+        # Then: the poller went on after the error, and each record went one way, once
+        assert result["drained"] and poller.error is None and poller.last_error is not None
+        assert [k for b in batches for k in b].count("p0") == 1
+        assert [k for b in batches for k in b].count("p1") == 1
+        assert result["records_succeeded"] == 2
+        assert [[r["dynamodb"]["Keys"]["pk"]["S"] for r in m["records"]] for m in dlq.items] == [["p2", "p3"]]
+        assert len(dlq.path.read_text().splitlines()) == 1
     finally:
         poller.stop()
         poller.join(timeout=5)
