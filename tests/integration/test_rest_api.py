@@ -597,6 +597,45 @@ def test_openapi_and_docs_need_no_auth(dynamodb: Any) -> None:
         assert cdn not in html
 
 
+@pytest.mark.parametrize("accept_encoding", ["gzip, deflate, br", "GZIP", None])
+def test_given_any_accept_encoding_when_a_json_route_answers_then_its_body_is_plain_json(
+        alice: Client, accept_encoding: str | None) -> None:
+    """Only /docs asks for compression: the response builder does not read Accept-Encoding for the rest."""
+    headers = {"Accept-Encoding": accept_encoding} if accept_encoding else None
+    reply = alice.post("/v1/channels", {"name": "plain"}, headers=headers)
+    assert reply.status == 201 and reply.body["name"] == "plain"
+    assert "Content-Encoding" not in reply.headers
+
+
+def test_given_a_json_route_when_it_answers_then_the_request_headers_are_not_copied_for_compression(
+        alice: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Powertools' builder copies the headers twice per response to read Accept-Encoding (~8 us); chatkeep's
+    builder (chatkeep.rest.app._ResponseBuilder) reads it only for a route that compresses. Guards the
+    override against a Powertools upgrade that stops using `_response_builder_class`."""
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+    def copied(_event: Any) -> Any:
+        raise AssertionError("resolved_headers_field read on a route that does not compress")
+
+    monkeypatch.setattr(APIGatewayProxyEventV2, "resolved_headers_field", property(copied))
+    reply = alice.post("/v1/channels", {"name": "no copy"}, headers={"Accept-Encoding": "gzip"})
+    assert reply.status == 201, reply.body
+
+
+def test_given_gzip_accepted_when_docs_are_asked_for_then_they_come_gzipped_and_otherwise_not(
+        dynamodb: Any) -> None:
+    import base64
+    import gzip
+
+    from chatkeep.rest.app import handler
+
+    plain = handler(http_event("GET", "/docs"), None)
+    assert plain["isBase64Encoded"] is False and "Content-Encoding" not in plain["headers"]
+    zipped = handler(http_event("GET", "/docs", headers={"Accept-Encoding": "br, gzip"}), None)
+    assert zipped["isBase64Encoded"] is True and zipped["headers"]["Content-Encoding"] == "gzip"
+    assert gzip.decompress(base64.b64decode(zipped["body"])).decode() == plain["body"]
+
+
 def test_functions_rest_api_handler(dynamodb: Any) -> None:
     """functions/rest_api/app.py is the Lambda entry point: thin, and it runs with a Lambda context."""
     from chatkeep_local.harness import LambdaContext, declared_handler
