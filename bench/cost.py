@@ -2,9 +2,10 @@
 (createTodoChatMessage) and per 1 million session reads (getOneTodoChatSession), from the request counts of
 section 2, item sizes measured on items the code writes to moto, and the warm handler time of section 3.
 
-Prices assumed (us-east-1, as given in issue 6, assumed current in 2026-11; check https://aws.amazon.com/dynamodb/pricing/on-demand/
-and https://aws.amazon.com/lambda/pricing/): DynamoDB on-demand $1.25 per million write request units (WRU),
-$0.25 per million read request units (RRU); Lambda arm64 $0.0000133334 per GB-second, $0.20 per million
+Prices assumed (PRICES: us-east-1 list prices, the DynamoDB on-demand ones as cut by half on 2024-11-01; issue 6
+names no prices; check https://aws.amazon.com/dynamodb/pricing/on-demand/ and https://aws.amazon.com/lambda/pricing/
+before relying on them): DynamoDB on-demand $0.625 per million write request units (WRU), $0.125 per million
+read request units (RRU), Standard table class; Lambda arm64 $0.0000133334 per GB-second, $0.20 per million
 requests. Rules: a write costs 1 WRU per started KB of the item (the larger of old and new image for an
 update), doubled inside a transaction; each GSI/LSI an item appears in costs its own write (a GSI key change:
 delete + put = 2); strongly consistent reads cost 1 RRU per started 4 KB (eventually consistent 0.5), a
@@ -20,7 +21,7 @@ from typing import Any
 from bench.common import moto_tables, print_table
 from bench.ops import MESSAGE_TEXT, World
 
-PRICES = {"date": "2026-11", "region": "us-east-1", "wru_per_million": 1.25, "rru_per_million": 0.25,
+PRICES = {"since": "2024-11-01", "region": "us-east-1", "wru_per_million": 0.625, "rru_per_million": 0.125,
           "lambda_gb_s": 0.0000133334, "lambda_per_million_requests": 0.20, "memory_gb": 0.5}
 VCPU_SCALE = 1769 / 512  # Lambda CPU share at 512 MB vs the full core measured here
 DDB_RTT_MS = {"read": 4.0, "write": 6.0, "transaction": 12.0}  # assumed in-region round trips (not measured)
@@ -105,6 +106,12 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
                  f" / 4 KB) = {read_rru} (one Query, strong)")
     ddb_post = (post_wru * PRICES["wru_per_million"] + post_rru * PRICES["rru_per_million"])
     ddb_read = read_rru * PRICES["rru_per_million"]
+    wru, rru = PRICES["wru_per_million"], PRICES["rru_per_million"]
+    lines.append(f"post: DynamoDB = {post_wru} WRU x ${wru} + {post_rru} RRU x ${rru} = ${ddb_post:.2f} per million")
+    lines.append(f"read: DynamoDB = {read_rru} RRU x ${rru} = ${ddb_read:.2f} per million")
+    gb_s_price = f"${PRICES['lambda_gb_s']:.10f}".rstrip("0")
+    lambda_price = (f"/ 1000 x {PRICES['memory_gb']} GB x {gb_s_price} x 1e6 + "
+                    f"${PRICES['lambda_per_million_requests']:.2f}")
     # ---- Lambda: measured warm handler CPU (section 3) scaled to 512 MB + assumed DynamoDB round trips.
     cpu = {"post": 0.5, "read": 0.6}
     if overhead:
@@ -116,10 +123,10 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
     lam_post = post_ms * gb_s * PRICES["lambda_gb_s"] * 1e6 + PRICES["lambda_per_million_requests"]
     lam_read = read_ms * gb_s * PRICES["lambda_gb_s"] * 1e6 + PRICES["lambda_per_million_requests"]
     lines.append(f"lambda post: ceil({cpu['post']:.2f} ms CPU x {VCPU_SCALE:.2f} + {DDB_RTT_MS['read']:.0f} + "
-                 f"{DDB_RTT_MS['transaction']:.0f} ms DynamoDB) = {post_ms} ms x 0.5 GB x $0.0000133334 x 1e6 + $0.20"
+                 f"{DDB_RTT_MS['transaction']:.0f} ms DynamoDB) = {post_ms} ms {lambda_price}"
                  f" = ${lam_post:.2f}")
     lines.append(f"lambda read: ceil({cpu['read']:.2f} ms CPU x {VCPU_SCALE:.2f} + {DDB_RTT_MS['read']:.0f} ms "
-                 f"DynamoDB) = {read_ms} ms x 0.5 GB x $0.0000133334 x 1e6 + $0.20 = ${lam_read:.2f}")
+                 f"DynamoDB) = {read_ms} ms {lambda_price} = ${lam_read:.2f}")
     lam_stream = 0.0
     if stream and stream.get("records_per_s"):
         # ~4 stream records per message (message, claim, session MODIFY, the count update's MODIFY)
@@ -127,17 +134,21 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
         lam_stream = per_msg_s * PRICES["memory_gb"] * PRICES["lambda_gb_s"] * 1e6 * VCPU_SCALE \
             + PRICES["lambda_per_million_requests"] * 4 / 100
         lines.append(f"lambda stream: 4 records/message / {stream['records_per_s']:.0f} records/s x {VCPU_SCALE:.2f} "
-                     f"x 0.5 GB x $0.0000133334 x 1e6 + $0.20 x 4/100 batches = ${lam_stream:.2f}")
+                     f"x {PRICES['memory_gb']} GB x {gb_s_price} x 1e6 + "
+                     f"${PRICES['lambda_per_million_requests']:.2f} x 4/100 batches = ${lam_stream:.2f}")
     rows = [
         ["1M messages posted", post_rru, post_wru, ddb_post, lam_post + lam_stream, ddb_post + lam_post + lam_stream],
         ["1M session reads", read_rru, 0, ddb_read, lam_read, ddb_read + lam_read],
     ]
-    note = (f"Prices: {PRICES['region']}, {PRICES['date']}: $1.25/M WRU, $0.25/M RRU, Lambda arm64 $0.0000133334/GB-s"
-            f", $0.20/M requests, 512 MB. Item sizes measured: session {sizes['session']} B, message "
-            f"{sizes['message']} B, claim {sizes['claim']} B, index entry {sizes['index_entry']} B; message of "
+    note = (f"Prices: {PRICES['region']} list prices (DynamoDB on-demand since {PRICES['since']}): ${wru}/M WRU, "
+            f"${rru}/M RRU, Lambda arm64 {gb_s_price}/GB-s, "
+            f"${PRICES['lambda_per_million_requests']:.2f}/M requests, {PRICES['memory_gb'] * 1024:.0f} MB. Item sizes "
+            f"measured: session {sizes['session']} B, message {sizes['message']} B, claim {sizes['claim']} B, "
+            f"index entry {sizes['index_entry']} B; message of "
             f"{words} distinct words.\n\n" + "\n".join(f"    {line}" for line in lines))
     table = print_table("Cost model (USD per 1 million operations, on demand)",
-                        ["per", "RRU each", "WRU each", "DynamoDB $", "Lambda $", "total $"], rows, note)
+                        ["per", "RRU each", "WRU each", "DynamoDB $", "Lambda $", "total $"],
+                        [[*row[:3], *(f"{usd:.2f}" for usd in row[3:])] for row in rows], note)
     return {"sizes": sizes, "arithmetic": lines, "rows": rows, "prices": PRICES, "table": table}
 
 

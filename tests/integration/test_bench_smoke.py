@@ -20,3 +20,18 @@ def test_given_one_tiny_round_when_the_overhead_bench_runs_then_every_row_has_it
     for row in rest.values():
         assert row["no_parameters_cpu_ms"] > 0 and row["no_parameters_ratio"] > 0
     assert "bare, no parameters" in results["table"]
+
+
+def test_given_measured_item_sizes_when_the_cost_model_runs_then_its_dollars_are_units_times_the_prices() -> None:
+    from bench import cost
+
+    results: dict[str, Any] = cost.run()
+
+    (post, post_rru, post_wru, post_ddb, _, post_total), (read, read_rru, _, read_ddb, _, read_total) = results["rows"]
+    prices = results["prices"]
+    assert (post, read) == ("1M messages posted", "1M session reads")
+    assert post_wru >= 6 and post_rru >= 1 and read_rru >= 1  # at least the post's transaction and one read
+    assert post_ddb == post_wru * prices["wru_per_million"] + post_rru * prices["rru_per_million"]
+    assert read_ddb == read_rru * prices["rru_per_million"]
+    assert post_total > post_ddb and read_total > read_ddb  # Lambda on top
+    assert f"${prices['wru_per_million']}/M WRU" in results["table"]
