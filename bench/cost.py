@@ -104,14 +104,15 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
     read_rru = math.ceil(read_bytes / 4096)
     lines.append(f"read: RRU = ceil(({sizes['session_after_post']} + {MESSAGES_PER_SESSION} x {sizes['message']}) B"
                  f" / 4 KB) = {read_rru} (one Query, strong)")
-    ddb_post = (post_wru * PRICES["wru_per_million"] + post_rru * PRICES["rru_per_million"])
-    ddb_read = read_rru * PRICES["rru_per_million"]
     wru, rru = PRICES["wru_per_million"], PRICES["rru_per_million"]
+    ddb_post = post_wru * wru + post_rru * rru
+    ddb_read = read_rru * rru
     lines.append(f"post: DynamoDB = {post_wru} WRU x ${wru} + {post_rru} RRU x ${rru} = ${ddb_post:.2f} per million")
     lines.append(f"read: DynamoDB = {read_rru} RRU x ${rru} = ${ddb_read:.2f} per million")
     gb_s_price = f"${PRICES['lambda_gb_s']:.10f}".rstrip("0")
-    lambda_price = (f"/ 1000 x {PRICES['memory_gb']} GB x {gb_s_price} x 1e6 + "
-                    f"${PRICES['lambda_per_million_requests']:.2f}")
+    request_price = f"${PRICES['lambda_per_million_requests']:.2f}"
+    per_gb_s = f"{PRICES['memory_gb']} GB x {gb_s_price} x 1e6"  # seconds -> $ per million
+    lambda_price = f"/ 1000 x {per_gb_s} + {request_price}"
     # ---- Lambda: measured warm handler CPU (section 3) scaled to 512 MB + assumed DynamoDB round trips.
     cpu = {"post": 0.5, "read": 0.6}
     if overhead:
@@ -134,15 +135,14 @@ def run(requests: dict[str, Any] | None = None, overhead: dict[str, Any] | None 
         lam_stream = per_msg_s * PRICES["memory_gb"] * PRICES["lambda_gb_s"] * 1e6 * VCPU_SCALE \
             + PRICES["lambda_per_million_requests"] * 4 / 100
         lines.append(f"lambda stream: 4 records/message / {stream['records_per_s']:.0f} records/s x {VCPU_SCALE:.2f} "
-                     f"x {PRICES['memory_gb']} GB x {gb_s_price} x 1e6 + "
-                     f"${PRICES['lambda_per_million_requests']:.2f} x 4/100 batches = ${lam_stream:.2f}")
+                     f"x {per_gb_s} + {request_price} x 4/100 batches = ${lam_stream:.2f}")
     rows = [
         ["1M messages posted", post_rru, post_wru, ddb_post, lam_post + lam_stream, ddb_post + lam_post + lam_stream],
         ["1M session reads", read_rru, 0, ddb_read, lam_read, ddb_read + lam_read],
     ]
     note = (f"Prices: {PRICES['region']} list prices (DynamoDB on-demand since {PRICES['since']}): ${wru}/M WRU, "
             f"${rru}/M RRU, Lambda arm64 {gb_s_price}/GB-s, "
-            f"${PRICES['lambda_per_million_requests']:.2f}/M requests, {PRICES['memory_gb'] * 1024:.0f} MB. Item sizes "
+            f"{request_price}/M requests, {PRICES['memory_gb'] * 1024:.0f} MB. Item sizes "
             f"measured: session {sizes['session']} B, message {sizes['message']} B, claim {sizes['claim']} B, "
             f"index entry {sizes['index_entry']} B; message of "
             f"{words} distinct words.\n\n" + "\n".join(f"    {line}" for line in lines))
