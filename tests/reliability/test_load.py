@@ -118,7 +118,9 @@ def test_load_no_message_lost_or_duplicated(local_api: Any, tmp_path: Any) -> No
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
         list(pool.map(client, range(CLIENTS)))
     wall = time.perf_counter() - started
-    local_api.drain()
+    # The load saturates the 2-core box: meanwhile a stream batch of 100 takes 6-10 s (0.14 s idle), so the
+    # stream ends ~4,000 records behind and draining them took 20-30+ s (the default 30 s timed out).
+    local_api.drain(timeout=180)
 
     posts = latencies["post"]
     total_ops = sum(len(v) for v in latencies.values())
