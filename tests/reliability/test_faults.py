@@ -162,6 +162,23 @@ def test_a_write_whose_answer_was_lost_is_not_written_twice(client: Any, operati
     assert len(added) == 1, changes
 
 
+def test_a_lost_answer_to_a_first_post_in_a_channel_writes_one_session_and_one_message(client: Any) -> None:
+    """Given a channel, when the transaction that creates a session with its first message is applied but its
+    answer is lost (botocore sends it again), then the client gets 201 and exactly one of each was written."""
+    from chatkeep import faults
+
+    _, channel, _ = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
+    before = snapshot(client)
+    lost = faults.lose_responses(client, "TransactWriteItems")
+    status, body, raw = call_rest(rest_event("POST", f"/v1/channels/{channel['id']}/messages", claims_=ALICE,
+                                             body={"content": "exactly once"}))
+    lost.remove()
+    assert status == 201 and lost.fired == 1, raw
+    added = [k.split("|")[1] for k in diff(before, snapshot(client))["added"] if k.startswith("ChatTable")]
+    assert len([k for k in added if '"S"}' in k]) == 1 and len([k for k in added if "M#" in k]) == 1, added
+    assert body["message"]["session_id"] == body["session"]["id"]
+
+
 def test_a_fault_between_the_steps_of_a_starter_session_leaves_a_consistent_state(
         client: Any, sleeps: list[float]) -> None:
     """The starter session is written in steps (home container, then pointer + session in one transaction).
@@ -213,14 +230,14 @@ def test_rest_answers_503_with_retry_after_and_writes_nothing(client: Any, sleep
 
 
 def test_rest_post_to_channel_that_fails_after_creating_the_session(client: Any, sleeps: list[float]) -> None:
-    """POST /v1/channels/{id}/messages without session_id creates the session, then posts. When the post
-    fails for good, the client gets a 503 and no session is left behind for the retry to duplicate."""
+    """POST /v1/channels/{id}/messages without session_id creates the session with its first message. When
+    that write fails for good, the client gets a 503 and no session is left behind for the retry to duplicate."""
     from chatkeep import faults
 
     status, body, raw = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
     channel = body["id"]
     before = snapshot(client)
-    # The session is created by a TransactWriteItems without message keys; the post's transaction puts a message.
+    # The transaction that puts the message (and, in one, the session) fails on every attempt.
     plan = _inject(client, faults.Rule("TransactWriteItems", match=faults.body_contains('"M#')))
     status, body, raw = call_rest(rest_event("POST", f"/v1/channels/{channel}/messages", claims_=ALICE,
                                              body={"content": "first words"}))

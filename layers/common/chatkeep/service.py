@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from chatkeep import clock, ids, limits, text
 from chatkeep.auth import Principal
-from chatkeep.errors import BadInput, ChatkeepError, Forbidden, NotFound, ServiceUnavailable
+from chatkeep.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
 from chatkeep.models import (
     Agent,
     BotConfig,
@@ -43,6 +44,14 @@ def with_fresh_ids[T](attempt: Callable[[], T]) -> T:
         except IdCollision:
             continue
     raise ServiceUnavailable("could not allocate an id; retry")
+
+
+@dataclass(slots=True)
+class FirstMessage:
+    """A user message to write in the transaction that creates its session; `message` is what was written."""
+    content: str
+    metadata: dict[str, Any] | None
+    message: Message | None = None
 
 
 class ChatService:
@@ -124,11 +133,12 @@ class ChatService:
     def create_session(
         self, principal: Principal, container_id: int, *, title: str | None = None, agent_id: int | None = None,
         ui_layout: str = "DEFAULT", metadata: Any = None, initial_context: str | None = None,
-        idle_timeout: int | None = None, require_container: bool = False,
+        idle_timeout: int | None = None, require_container: bool = False, first_message: FirstMessage | None = None,
     ) -> Session:
         """GraphQL: the first write claims an unused todo (1 request). REST: the channel must exist
         and its agent is the default (2 requests). A service principal writing to a user's container
-        creates the session for that user (the container's owner)."""
+        creates the session for that user (the container's owner). `first_message` (already checked) is
+        written in the same transaction, so a session made to carry a message never exists without it."""
         title = limits.check_title(title)
         metadata = limits.check_metadata(metadata)
         initial_context = limits.check_text(initial_context, "initial_context", limits.MAX_INITIAL_CONTEXT_BYTES)
@@ -151,8 +161,12 @@ class ChatService:
                 metadata=metadata, initial_context=initial_context,
             )
             session.purge_at = int(session.expires_at_epoch) + self._retention()
+            message = None
+            if first_message is not None:
+                message = first_message.message = self._new_message(
+                    principal, session, first_message.content, Role.USER, first_message.metadata, stamp)
             self.repo.create_session(session, owner_condition=self.owner_condition(principal),
-                                     agent_id=agent_id)
+                                     agent_id=agent_id, first_message=message)
             return session
 
         session = with_fresh_ids(attempt)
@@ -324,12 +338,7 @@ class ChatService:
         retention = self._retention()
 
         def attempt() -> Message:
-            message = Message(
-                id=ids.new_id(), workspace_id=principal.workspace_id, session_id=sid,
-                container_id=session.container_id, content=content, role=role, created_at=stamp,
-                sender_sub=None if role is Role.ASSISTANT else principal.sub,
-                sender_name=None if role is Role.ASSISTANT else principal.name, metadata=metadata,
-            )
+            message = self._new_message(principal, session, content, role, metadata, stamp)
             self.repo.post_message(message, owner_condition=self.owner_condition(principal), now=now,
                                    activity_at=stamp, retention=retention)
             return message
@@ -346,30 +355,29 @@ class ChatService:
         logger.debug("message posted", extra={"session_id": sid, "message_id": message.id, "role": role.value})
         return message, session
 
+    @staticmethod
+    def _new_message(principal: Principal, session: Session, content: str, role: Role, metadata: Any,
+                     stamp: str) -> Message:
+        """A new message of `session`, with a freshly drawn id; a bot reply has no sender."""
+        return Message(
+            id=ids.new_id(), workspace_id=principal.workspace_id, session_id=session.id,
+            container_id=session.container_id, content=content, role=role, created_at=stamp,
+            sender_sub=None if role is Role.ASSISTANT else principal.sub,
+            sender_name=None if role is Role.ASSISTANT else principal.name, metadata=metadata,
+        )
+
     def post_to_container(self, principal: Principal, container_id: int, *, content: Any, session_id: int | None,
                           metadata: Any = None) -> tuple[Message, Session]:
-        """REST: send a user message to a channel; without a session id a new session is created first."""
+        """REST: send a user message to a channel. Without a session id, the new session and its first
+        message are one transaction (2 requests with the channel read): a failed post leaves no session."""
         if session_id is None:
-            limits.check_content(content)
-            limits.check_metadata(metadata)
-            session = self.create_session(principal, container_id, require_container=True)
-            try:
-                return self.post_message(principal, session.id, content=content, metadata=metadata,
-                                         session=session)
-            except ChatkeepError:
-                # The session exists only to carry this message: when the post fails (503 after retries),
-                # take it back, or the client's retry would leave an empty session behind every attempt.
-                try:
-                    self.repo.delete_session(principal.workspace_id, session.id, owner_condition=None,
-                                             now=clock.now())
-                except ChatkeepError:
-                    logger.warning("could not take back the session of a failed first post",
-                                   extra={"session_id": session.id})
-                raise
-        else:
-            session = self.get_session_only(principal, session_id)
-            if session.container_id != container_id:
-                raise NotFound("session not found in this channel")
+            first = FirstMessage(content=limits.check_content(content), metadata=limits.check_metadata(metadata))
+            session = self.create_session(principal, container_id, require_container=True, first_message=first)
+            assert first.message is not None  # written with the session
+            return first.message, session
+        session = self.get_session_only(principal, session_id)
+        if session.container_id != container_id:
+            raise NotFound("session not found in this channel")
         return self.post_message(principal, session_id, content=content, metadata=metadata, session=session)
 
     def list_messages(self, principal: Principal, sid: int, *, limit: int | None = None, order: str = "desc",

@@ -406,7 +406,10 @@ class DynamoDBChatRepository:
 
     # ------------------------------------------------------------ sessions
 
-    def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None) -> None:
+    def create_session(self, session: Session, *, owner_condition: str | None, agent_id: int | None,
+                       first_message: Message | None = None) -> None:
+        """One transaction: the session, the container claim, the agent check (when given) and the first
+        message with its id claim (when given: the session and its message land together or not at all)."""
         ws = session.workspace_id
         cpk = keys.container_pk(ws, session.container_id)
         names = {"#type": "type", "#owner": "owner"}
@@ -434,6 +437,11 @@ class DynamoDBChatRepository:
             items.append({"ConditionCheck": {
                 "TableName": self.table, "ConditionExpression": "attribute_exists(pk)",
                 "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}})
+        message_at = len(items)
+        if first_message is not None:
+            items.extend({"Put": {"TableName": self.table, "Item": item,
+                                  "ConditionExpression": "attribute_not_exists(pk)"}}
+                         for item in self._message_items(first_message))
         try:
             self._call("transact_write_items", TransactItems=items)
         except Exception as exc:
@@ -448,8 +456,10 @@ class DynamoDBChatRepository:
                 raise IdCollision from exc
             if cancelled.failed(1):
                 raise NotFound("container not found") from exc
-            if cancelled.failed(2):
+            if agent_id is not None and cancelled.failed(2):
                 raise NotFound(f"agent {agent_id} not found") from exc
+            if first_message is not None and (cancelled.failed(message_at) or cancelled.failed(message_at + 1)):
+                raise IdCollision from exc  # the message id is taken (the new session is not: index 0 held)
             cancelled.unmapped(exc)
 
     def get_session_view(self, ws: str, sid: int, *, message_limit: int, before_sk: str | None = None
@@ -630,6 +640,21 @@ class DynamoDBChatRepository:
 
     # ------------------------------------------------------------ messages
 
+    @staticmethod
+    def _message_items(message: Message) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The message item and its id claim (uniqueness per workspace; `after`/`before` lookups)."""
+        ws, sid, mid = message.workspace_id, message.session_id, message.id
+        msk = keys.message_sk(message.created_at, mid)
+        return (
+            to_item({"pk": keys.session_pk(ws, sid), "sk": msk, "lsi1sk": keys.message_lsi_sk(mid), "type": "message",
+                     "ws": ws, "sid": sid, "cid": message.container_id, "mid": mid, "content": message.content,
+                     "role": message.role.value, "sender_sub": message.sender_sub,
+                     "sender_name": message.sender_name, "metadata": message.metadata or None,
+                     "created_at": message.created_at}),
+            to_item({"pk": keys.message_claim_pk(ws, mid), "sk": keys.CLAIM_SK, "type": "message_claim",
+                     "ws": ws, "sid": sid, "msk": msk}),
+        )
+
     def post_message(self, message: Message, *, owner_condition: str | None, now: float,
                      activity_at: str, retention: int) -> None:
         """One transaction: the session accepts the message (race-free lifecycle check) and the message and
@@ -656,21 +681,11 @@ class DynamoDBChatRepository:
         }
         if names:
             update["ExpressionAttributeNames"] = names
-        message_item = to_item({
-            "pk": keys.session_pk(ws, sid), "sk": msk, "lsi1sk": keys.message_lsi_sk(mid), "type": "message",
-            "ws": ws, "sid": sid, "cid": message.container_id, "mid": mid, "content": message.content,
-            "role": message.role.value, "sender_sub": message.sender_sub, "sender_name": message.sender_name,
-            "metadata": message.metadata or None, "created_at": message.created_at,
-        })
-        claim_item = to_item({"pk": keys.message_claim_pk(ws, mid), "sk": keys.CLAIM_SK, "type": "message_claim",
-                              "ws": ws, "sid": sid, "msk": msk})
         try:
             self._call("transact_write_items", TransactItems=[
                 {"Update": update},
-                {"Put": {"TableName": self.table, "Item": message_item,
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
-                {"Put": {"TableName": self.table, "Item": claim_item,
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                *({"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                  for item in self._message_items(message)),
             ])
         except Exception as exc:
             cancelled = _cancellation(exc)
