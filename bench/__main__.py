@@ -77,25 +77,33 @@ def quiet() -> Any:
 def requests_section() -> dict[str, Any]:
     from bench import ops
 
-    rows, out = [], {}
+    rows, out, above = [], {}, {}
     with moto_tables(), quiet():
         world = ops.World()
         for scenario in ops.scenarios():
-            if scenario.api == "rest" and not ops.rest_available():
-                rows.append([scenario.name, "-", scenario.budget, "skipped: no REST function yet", ""])
-                continue
-            if scenario.needs_stream and not ops.stream_available():
-                rows.append([scenario.name, "-", scenario.budget, "skipped: no stream function yet", ""])
+            why = scenario.why
+            if scenario.above_minimum:  # one footnote per distinct reason
+                why += f" ({above.setdefault(scenario.above_minimum, '*' * (len(above) + 1))})"
+            skipped = ("no REST function yet" if scenario.api == "rest" and not ops.rest_available() else
+                       "no stream function yet" if scenario.needs_stream and not ops.stream_available() else None)
+            if skipped:
+                rows.append([scenario.name, "-", scenario.minimum, scenario.budget, f"skipped: {skipped}", "", why])
                 continue
             used, calls, _ = ops.measure(world, scenario)
             verdict = "-" if scenario.budget is None else ("ok" if used <= scenario.budget else "OVER")
-            out[scenario.name] = {"requests": used, "calls": calls, "budget": scenario.budget}
+            out[scenario.name] = {"requests": used, "calls": calls, "budget": scenario.budget,
+                                  "minimum": scenario.minimum, "why": scenario.why,
+                                  "above_minimum": scenario.above_minimum}
             summary = ", ".join(f"{n} {op}" for op, n in sorted(calls.items()))
-            rows.append([scenario.name, used, scenario.budget, summary, verdict])
+            rows.append([scenario.name, used, scenario.minimum, scenario.budget, summary, verdict, why])
+    notes = [f"({marker}) Above the minimum: {reason}." for reason, marker in above.items()]
     out["table"] = print_table("DynamoDB requests per operation (warm, botocore before-call hook)",
-                               ["operation", "requests", "budget", "calls", "within"], rows,
-                               "Budget '-': none set in issue 6 (reported only). tests/integration/"
-                               "test_request_budgets.py fails when an operation goes over.")
+                               ["operation", "requests", "minimum", "budget", "calls", "within", "why the minimum"],
+                               rows,
+                               "\n\n".join([*notes, "minimum: the fewest requests the data model "
+                                           "(docs/ARCHITECTURE.md) answers the operation with. Budget '-': none set "
+                                           "in issue 6. tests/integration/test_request_budgets.py fails when an "
+                                           "operation goes over its budget, or above its minimum without a reason."]))
     return out
 
 

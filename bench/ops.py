@@ -1,6 +1,6 @@
-"""The operation catalogue: every GraphQL operation and REST route, how to set it up against moto, and its
-DynamoDB request budget (issue 6). Used by the request-count section, the warm-overhead section and
-tests/integration/test_request_budgets.py.
+"""The operation catalogue: every GraphQL operation and REST route, how to set it up against moto, its
+DynamoDB request budget (issue 6) and the minimum the data model allows (docs/ARCHITECTURE.md), with why.
+Used by the request-count section, the warm-overhead section and tests/integration/test_request_budgets.py.
 
 A scenario's `setup(world)` writes what the operation needs and returns `run()`, which performs the
 operation once (a warm call: the client exists, the document is cached) and returns its reply."""
@@ -11,7 +11,7 @@ import json
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from bench.common import RequestCounter, claims_for, http_event
@@ -159,10 +159,32 @@ class Scenario:
     setup: Callable[[World], Callable[[], Reply]]
     needs_stream: bool = False
     guide: bool = False  # one of the guide's operations (the warm-overhead section measures these)
+    _: KW_ONLY
+    minimum: int  # the fewest requests the data model answers this with
+    why: str  # why no fewer will do
+    above_minimum: str | None = None  # why chatkeep spends more than `minimum`, when it does
 
 
 def delete_many_budget(k: int) -> int:
     return math.ceil(k / 100) + math.ceil(k / 25)
+
+
+# Why the minimum is what it is, for the operations that share a reason.
+WHY_LIST = ("one gsi1 Query: the container item (owner check) sorts first, then the page; the total comes from "
+            "it when the page reaches the end")
+WHY_PAGED = ("a page short of the end cannot see the total: + one Select=COUNT Query (a stored counter could "
+             "not apply the expiry filter the list applies; one Query for both would return every session)")
+WHY_SEARCH = "one index Query per query word (every word must match), then one BatchGetItem of the matches"
+WHY_DELETE = "one conditional DeleteItem (ALL_OLD); messages and index entries are the stream's cascade"
+WHY_DELETE_MANY = "conditional Deletes, up to 100 in one TransactWriteItems (one id: one DeleteItem)"
+DELETE_MANY_ABOVE = ("deleteManyTodoChatSession reads the sessions (BatchGetItem: ownership, the count) and then "
+                     "deletes them with BatchWriteItem, 25 a request: 1 read + 1 write unit a session where a "
+                     "transaction takes 2 write units, an id that is not the caller's cancels none of the others, "
+                     "and the count holds when botocore resends a request whose answer was lost (a resent "
+                     "conditional delete finds nothing and would count 0)")
+WHY_UPDATE = "one conditional UpdateItem returning ALL_NEW"
+WHY_POST = ("the message (and the REST reply) carries the session's container id, which only the session item "
+            "holds: GetItem, then the transaction (session update + message + id claim)")
 
 
 # ---------------------------------------------------------------- GraphQL scenarios
@@ -365,43 +387,76 @@ def _rest_agents(path_kind: str) -> Callable[[World], Callable[[], Reply]]:
     return setup
 
 
+def _rest_static(path: str) -> Callable[[World], Callable[[], Reply]]:
+    return lambda w: lambda: w.rest("GET", path)
+
+
 def scenarios() -> list[Scenario]:
     g, r = "graphql", "rest"
     out = [
-        Scenario("getOneTodoChatSession", g, 1, _get_one, guide=True),
-        Scenario("getTodoChatSessions", g, 2, _list, guide=True),
-        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, 2, _list_paged),
-        Scenario("createTodoChatSession", g, 2, _create, guide=True),
-        Scenario("updateTodoChatSession", g, 1, _update, guide=True),
-        Scenario("createTodoChatMessage", g, 2, _post_message, guide=True),
-        Scenario("getOrCreateUserStartTodoChatSession (existing)", g, 2, _starter_existing, guide=True),
+        Scenario("getOneTodoChatSession", g, 1, _get_one, guide=True, minimum=1,
+                 why="the session and its messages share a partition: one Query"),
+        Scenario("getTodoChatSessions", g, 2, _list, guide=True, minimum=1, why=WHY_LIST),
+        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, 2, _list_paged, minimum=2, why=WHY_PAGED),
+        Scenario("createTodoChatSession", g, 2, _create, guide=True, minimum=1,
+                 why="one transaction: the session and the container claim"),
+        Scenario("updateTodoChatSession", g, 1, _update, guide=True, minimum=1, why=WHY_UPDATE),
+        Scenario("createTodoChatMessage", g, 2, _post_message, guide=True, minimum=2, why=WHY_POST),
+        Scenario("getOrCreateUserStartTodoChatSession (existing)", g, 2, _starter_existing, guide=True, minimum=2,
+                 why="the user's pointer names the session, another partition: two GetItems, the second keyed "
+                     "by the first"),
         *(Scenario(f"getSearchTodoChatSessions ({n} word{'s' if n > 1 else ''})", g, n + 1, _search(n),
-                   needs_stream=True, guide=n == 1) for n in (1, 2, 3)),
-        Scenario("deleteTodoChatSession", g, 1, _delete, guide=True),
-        *(Scenario(f"deleteManyTodoChatSession ({k} ids)", g, delete_many_budget(k), _delete_many(k),
-                   guide=k == 25) for k in (1, 25, 26, 100)),
-        Scenario("updateTodoChatSessionCustomBotConfig (agent checked)", g, None, _bot_config),
-        Scenario("closeTodoChatSession", g, None, _close),
+                   needs_stream=True, guide=n == 1, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2, 3)),
+        Scenario("deleteTodoChatSession", g, 1, _delete, guide=True, minimum=1, why=WHY_DELETE),
+        *(Scenario(f"deleteManyTodoChatSession ({k} id{'s' if k > 1 else ''})", g, delete_many_budget(k),
+                   _delete_many(k), guide=k == 25, minimum=math.ceil(k / 100), why=WHY_DELETE_MANY,
+                   above_minimum=DELETE_MANY_ABOVE)
+          for k in (1, 25, 26, 100)),
+        Scenario("updateTodoChatSessionCustomBotConfig (agent checked)", g, None, _bot_config, minimum=2,
+                 why="checking the agent makes the update a transaction, which returns no item: + a GetItem "
+                     "for the reply"),
+        Scenario("closeTodoChatSession", g, None, _close, minimum=1, why=WHY_UPDATE),
         # REST
-        Scenario("REST GET /v1/sessions/{id}", r, 1, _rest_session_route("GET", messages=2), guide=True),
+        Scenario("REST GET /v1/sessions/{id}", r, 1, _rest_session_route("GET", messages=2), guide=True, minimum=1,
+                 why="one GetItem (this route returns no messages)"),
         Scenario("REST POST /v1/sessions/{id}/messages", r, 2,
-                 _rest_session_route("POST", "/messages", {"content": MESSAGE_TEXT}), guide=True),
+                 _rest_session_route("POST", "/messages", {"content": MESSAGE_TEXT}), guide=True, minimum=2,
+                 why=WHY_POST),
         Scenario("REST GET /v1/sessions/{id}/messages", r, 1,
-                 _rest_session_route("GET", "/messages", messages=3, query={"limit": "20"}), guide=True),
-        Scenario("REST POST /v1/channels", r, None, _rest_create_channel),
-        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel),
-        Scenario("REST POST /v1/channels/{id}/sessions", r, None, _rest_create_session),
-        Scenario("REST GET /v1/channels/{id}/sessions", r, 2, _rest_list_sessions, guide=True),
+                 _rest_session_route("GET", "/messages", messages=3, query={"limit": "20"}), guide=True, minimum=1,
+                 why="one Query of the session's partition: the session item comes with the newest page"),
+        Scenario("REST POST /v1/channels", r, None, _rest_create_channel, minimum=1,
+                 why="one conditional PutItem"),
+        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel, minimum=2,
+                 why="GetItem of the channel + a Select=COUNT Query for session_count (one Query for both would "
+                     "return every session)"),
+        Scenario("REST POST /v1/channels/{id}/sessions", r, None, _rest_create_session, minimum=2,
+                 why="the channel's agent is the session's default: GetItem, then the create transaction"),
+        Scenario("REST GET /v1/channels/{id}/sessions", r, 2, _rest_list_sessions, guide=True, minimum=1,
+                 why=WHY_LIST),
         *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r, n + 1,
-                   _rest_search(n), needs_stream=True) for n in (1, 2)),
-        Scenario("REST POST /v1/channels/{id}/messages (new session)", r, None, _rest_post_to_channel(False)),
-        Scenario("REST POST /v1/channels/{id}/messages (session_id)", r, None, _rest_post_to_channel(True)),
-        Scenario("REST PATCH /v1/sessions/{id}", r, None, _rest_session_route("PATCH", body={"title": "Renamed"})),
-        Scenario("REST POST /v1/sessions/{id}/close", r, None, _rest_session_route("POST", "/close", body={})),
-        Scenario("REST DELETE /v1/sessions/{id}", r, 1, _rest_session_route("DELETE", fresh=True)),
-        Scenario("REST POST /v1/agents", r, None, _rest_create_agent),
-        Scenario("REST GET /v1/agents", r, None, _rest_agents("list")),
-        Scenario("REST GET /v1/agents/{id}", r, None, _rest_agents("get")),
+                   _rest_search(n), needs_stream=True, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2)),
+        Scenario("REST POST /v1/channels/{id}/messages (new session)", r, None, _rest_post_to_channel(False),
+                 minimum=2, why="GetItem of the channel (its agent), then one transaction: session, container "
+                                "claim, message, id claim"),
+        Scenario("REST POST /v1/channels/{id}/messages (session_id)", r, None, _rest_post_to_channel(True),
+                 minimum=2, why="the reply carries the session: GetItem (which also checks the channel), then "
+                                "the post's transaction"),
+        Scenario("REST PATCH /v1/sessions/{id}", r, None, _rest_session_route("PATCH", body={"title": "Renamed"}),
+                 minimum=1, why=WHY_UPDATE),
+        Scenario("REST POST /v1/sessions/{id}/close", r, None, _rest_session_route("POST", "/close", body={}),
+                 minimum=1, why=WHY_UPDATE),
+        Scenario("REST DELETE /v1/sessions/{id}", r, 1, _rest_session_route("DELETE", fresh=True), minimum=1,
+                 why=WHY_DELETE),
+        Scenario("REST POST /v1/agents", r, None, _rest_create_agent, minimum=2,
+                 why="whether the agent becomes the workspace default depends on the default pointer, and a "
+                     "failed condition cancels a whole transaction: GetItem, then the transaction"),
+        Scenario("REST GET /v1/agents", r, None, _rest_agents("list"), minimum=1,
+                 why="one gsi1 Query of the workspace's agents"),
+        Scenario("REST GET /v1/agents/{id}", r, None, _rest_agents("get"), minimum=1, why="one GetItem"),
+        Scenario("REST GET /openapi.json", r, None, _rest_static("/openapi.json"), minimum=0,
+                 why="built from the routes' declarations, in memory"),
+        Scenario("REST GET /docs", r, None, _rest_static("/docs"), minimum=0, why="a static page (Swagger UI)"),
     ]
     return out
 

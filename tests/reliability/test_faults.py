@@ -491,6 +491,19 @@ def test_throttled_delete_many_deletes_nothing_then_everything(client: Any, slee
     assert body["data"]["deleteManyTodoChatSession"] == 30 - len(changes["removed"])
 
 
+def test_delete_many_counts_right_when_the_answer_to_its_delete_was_lost(client: Any) -> None:
+    """Given three sessions, when the BatchWriteItem that deletes them is applied but its answer is lost
+    (botocore sends it again), then all three are gone and the count says 3 (the batch path's reason)."""
+    from chatkeep import faults
+
+    sids = [_session(f"s{i}") for i in range(3)]
+    lost = faults.lose_responses(client, "BatchWriteItem")
+    _, body, raw = gql("mutation($i: [Int!]!){deleteManyTodoChatSession(ids: $i)}", {"i": sids}, claims_=ALICE)
+    lost.remove()
+    assert lost.fired == 1 and body["data"]["deleteManyTodoChatSession"] == 3, raw
+    assert not [i for i in scan_all(client, "ChatTable") if i["sk"]["S"] == "S"]
+
+
 def test_a_poisoned_session_does_not_hold_back_the_sessions_after_it(client: Any, sleeps: list[float],
                                                                       tmp_path: Any) -> None:
     from chatkeep import faults, settings
