@@ -157,7 +157,6 @@ class Scenario:
     api: str  # "graphql" or "rest"
     budget: int | None  # None: no budget in issue 6 (reported, not enforced)
     setup: Callable[[World], Callable[[], Reply]]
-    needs_stream: bool = False
     guide: bool = False  # one of the guide's operations (the warm-overhead section measures these)
     _: KW_ONLY
     minimum: int  # the fewest requests the data model answers this with
@@ -406,7 +405,7 @@ def scenarios() -> list[Scenario]:
                  why="the user's pointer names the session, another partition: two GetItems, the second keyed "
                      "by the first"),
         *(Scenario(f"getSearchTodoChatSessions ({n} word{'s' if n > 1 else ''})", g, n + 1, _search(n),
-                   needs_stream=True, guide=n == 1, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2, 3)),
+                   guide=n == 1, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2, 3)),
         Scenario("deleteTodoChatSession", g, 1, _delete, guide=True, minimum=1, why=WHY_DELETE),
         *(Scenario(f"deleteManyTodoChatSession ({k} id{'s' if k > 1 else ''})", g, delete_many_budget(k),
                    _delete_many(k), guide=k == 25, minimum=math.ceil(k / 100), why=WHY_DELETE_MANY,
@@ -435,7 +434,7 @@ def scenarios() -> list[Scenario]:
         Scenario("REST GET /v1/channels/{id}/sessions", r, 2, _rest_list_sessions, guide=True, minimum=1,
                  why=WHY_LIST),
         *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r, n + 1,
-                   _rest_search(n), needs_stream=True, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2)),
+                   _rest_search(n), minimum=n + 1, why=WHY_SEARCH) for n in (1, 2)),
         Scenario("REST POST /v1/channels/{id}/messages (new session)", r, None, _rest_post_to_channel(False),
                  minimum=2, why="GetItem of the channel (its agent), then one transaction: session, container "
                                 "claim, message, id claim"),
@@ -459,22 +458,6 @@ def scenarios() -> list[Scenario]:
         Scenario("REST GET /docs", r, None, _rest_static("/docs"), minimum=0, why="a static page (Swagger UI)"),
     ]
     return out
-
-
-def rest_available() -> bool:
-    try:
-        import chatkeep.rest.app  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def stream_available() -> bool:
-    try:
-        import chatkeep.stream.processor  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def measure(world: World, scenario: Scenario) -> tuple[int, dict[str, int], Reply]:

@@ -31,10 +31,6 @@ def test_requests_within_budget_and_at_the_minimum(world: ops.World, scenario: o
     """Given the operation's data in moto, when it runs warm, then it sends no more requests than its budget,
     and exactly the data model's minimum unless the catalogue states why it spends more (then more it is:
     a row that reached its minimum must say so)."""
-    if scenario.api == "rest" and not ops.rest_available():
-        pytest.skip("the REST function (chatkeep.rest.app) is not there yet")
-    if scenario.needs_stream and not ops.stream_available():
-        pytest.skip("search needs the stream function (chatkeep.stream.processor) to build the index")
     used, calls, _ = ops.measure(world, scenario)
     if scenario.budget is not None:
         assert used <= scenario.budget, f"{scenario.name}: {used} requests ({calls}), budget {scenario.budget}"

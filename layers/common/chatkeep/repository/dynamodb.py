@@ -439,9 +439,7 @@ class DynamoDBChatRepository:
                 "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}})
         message_at = len(items)
         if first_message is not None:
-            items.extend({"Put": {"TableName": self.table, "Item": item,
-                                  "ConditionExpression": "attribute_not_exists(pk)"}}
-                         for item in self._message_items(first_message))
+            items.extend(self._message_puts(first_message))
         try:
             self._call("transact_write_items", TransactItems=items)
         except Exception as exc:
@@ -640,12 +638,12 @@ class DynamoDBChatRepository:
 
     # ------------------------------------------------------------ messages
 
-    @staticmethod
-    def _message_items(message: Message) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The message item and its id claim (uniqueness per workspace; `after`/`before` lookups)."""
+    def _message_puts(self, message: Message) -> list[dict[str, Any]]:
+        """The transaction Puts of a new message and its id claim (uniqueness per workspace; `after`/`before`
+        lookups); both refuse to overwrite."""
         ws, sid, mid = message.workspace_id, message.session_id, message.id
         msk = keys.message_sk(message.created_at, mid)
-        return (
+        items = (
             to_item({"pk": keys.session_pk(ws, sid), "sk": msk, "lsi1sk": keys.message_lsi_sk(mid), "type": "message",
                      "ws": ws, "sid": sid, "cid": message.container_id, "mid": mid, "content": message.content,
                      "role": message.role.value, "sender_sub": message.sender_sub,
@@ -654,6 +652,8 @@ class DynamoDBChatRepository:
             to_item({"pk": keys.message_claim_pk(ws, mid), "sk": keys.CLAIM_SK, "type": "message_claim",
                      "ws": ws, "sid": sid, "msk": msk}),
         )
+        return [{"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                for item in items]
 
     def post_message(self, message: Message, *, owner_condition: str | None, now: float,
                      activity_at: str, retention: int) -> None:
@@ -682,11 +682,7 @@ class DynamoDBChatRepository:
         if names:
             update["ExpressionAttributeNames"] = names
         try:
-            self._call("transact_write_items", TransactItems=[
-                {"Update": update},
-                *({"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-                  for item in self._message_items(message)),
-            ])
+            self._call("transact_write_items", TransactItems=[{"Update": update}, *self._message_puts(message)])
         except Exception as exc:
             cancelled = _cancellation(exc)
             if cancelled is None:
