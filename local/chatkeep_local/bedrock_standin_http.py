@@ -56,10 +56,18 @@ class StandInHttp:
             path.startswith(self.bedrock_prefix + "/model/") if self.bedrock_prefix else path.startswith("/model/"))
 
     def dispatch(self, handler: BaseHTTPRequestHandler) -> int | None:
-        """Answer the request on `handler` if the path is ours: -> the status sent, or None (not ours)."""
-        path, _, query = handler.path.partition("?")
-        if not self.owns(path):
+        """Answer the request on `handler` if the path is ours: -> the status sent (0 when the client went
+        away first), or None (not ours)."""
+        if not self.owns(handler.path):
             return None
+        try:
+            return self._dispatch(handler)
+        except OSError:  # the client hung up
+            handler.close_connection = True
+            return 0
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler) -> int:
+        path, _, query = handler.path.partition("?")
         body = _read_body(handler)
         if body is None:
             return _send(handler, 413, {"message": "Request body too large"})

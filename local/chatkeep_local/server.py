@@ -103,6 +103,9 @@ class LocalRuntime:
         self.dlq: LocalDlq | None = None
         self.httpd: ThreadingHTTPServer | None = None
         self.clock: Any = None
+        self.model: Any = None  # the Bedrock stand-in (chatkeep_local.bedrock_standin.StandInModel)
+        self.model_http: Any = None
+        self.model_endpoint: str | None = None
 
     # ------------------------------------------------------------------------------------ start-up
     def start(self) -> None:
@@ -114,12 +117,26 @@ class LocalRuntime:
         self._start_ttl()
         self.httpd = _Server((self.options.host, self.options.port), _Handler)
         self.httpd.runtime = self
+        self._start_model()
 
     @property
     def url(self) -> str:
         assert self.httpd is not None
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    def _start_model(self) -> None:
+        """The Bedrock stand-in on the main port (Bedrock Runtime paths under /_local/bedrock, its control API
+        under /_local/model/); the functions' bedrock-runtime clients find it through BEDROCK_ENDPOINT_URL."""
+        from chatkeep_local.bedrock_standin import StandInConfig, StandInModel
+        from chatkeep_local.bedrock_standin_http import BEDROCK_PREFIX, ENDPOINT_ENV, StandInHttp
+
+        self.model = StandInModel(StandInConfig.from_env())
+        self.model_http = StandInHttp(self.model, bedrock_prefix=BEDROCK_PREFIX)
+        self.model_endpoint = self.url + BEDROCK_PREFIX
+        if ENDPOINT_ENV not in self.options.env_overrides:
+            os.environ[ENDPOINT_ENV] = self.model_endpoint
+        log.info("model: Bedrock stand-in at %s", os.environ.get(ENDPOINT_ENV))
 
     def _start_dynamodb(self) -> None:
         if self.endpoint_url:
@@ -279,6 +296,8 @@ class LocalRuntime:
         self.httpd.serve_forever(poll_interval=0.2)
 
     def shutdown(self) -> None:
+        if self.model is not None:
+            self.model.close()  # streams stalled by a fault end now
         if self.httpd is not None:
             threading.Thread(target=self.httpd.shutdown, daemon=True).start()
         if self.poller:
@@ -382,6 +401,7 @@ class LocalRuntime:
                     "routes": [r.route_key for r in self.routes],
                     "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
                     "stream": self._stream_status(),
+                    "model": self.model_endpoint,
                     "clock_offset": self.clock.offset() if self.clock else 0,
                 }
             )
@@ -483,6 +503,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.perf_counter()
         runtime = self.server.runtime
+        if runtime.model_http is not None and runtime.model_http.owns(self.path):
+            status = runtime.model_http.dispatch(self)  # streams its own response (event stream)
+            http_log.info("%s %s %s %.1fms model", self.command, self.path.split("?", 1)[0], status,
+                          (time.perf_counter() - started) * 1000)
+            return
         fn = "-"
         try:
             body = self._read_body()
@@ -542,6 +567,7 @@ def banner(runtime: LocalRuntime) -> str:
             f"  curl -s {url}/graphql -H 'content-type: application/json' "
             f"-H 'authorization: Bearer {token}' -d '{query}'",
         ]
+    lines.append(f"  model: Bedrock stand-in at {runtime.model_endpoint}; {url}/_local/model/requests, /faults")
     lines.append(f"  dev endpoints: {url}/_local/health  (Ctrl-C to stop)")
     return "\n".join(lines)
 

@@ -254,6 +254,16 @@ def lambda_handler(event, context):
         return {"statusCode": 200, "body": {"not": "a string"}}
     if path.endswith("/slow"):
         time.sleep(0.2)
+    if path.endswith("/model"):  # what the agent-turn worker does: bedrock-runtime at BEDROCK_ENDPOINT_URL
+        import os
+
+        import boto3
+
+        client = boto3.client("bedrock-runtime", endpoint_url=os.environ["BEDROCK_ENDPOINT_URL"])
+        stream = client.converse_stream(
+            modelId="local.sample-v1:0", messages=[{"role": "user", "content": [{"text": "from a function"}]}]
+        )["stream"]
+        return {"text": "".join(e["contentBlockDelta"]["delta"]["text"] for e in stream if "contentBlockDelta" in e)}
     return {
         "statusCode": 200,
         "headers": {"content-type": "application/json", "x-fn": context.function_name},
