@@ -46,17 +46,18 @@ the order added; each request takes the FIRST pending fault that matches it and 
                                                       N deltas, then an in-stream exception (also
                                                       throttlingException, internalServerException,
                                                       validationException, serviceUnavailableException)
-    {"kind": "drop", "after_deltas": 2}               N deltas, then the connection is cut (no clean end)
+    {"kind": "drop", "after_deltas": 2}               N deltas, then the connection is cut (no clean end);
+                                                      break and drop default to after_deltas 2
     {"kind": "slow", "chunk_delay_s": 0.5}            this request's chunk delay
   Every fault also takes: "count" (requests it applies to; default 1; null = every matching request until the
   faults are cleared), "model_id" (only requests for this model id), "message" (the error text). Clearing the
   faults also releases any stream stalled at that moment.
 
 Every request is recorded (`requests()`, `GET /_local/model/requests`): model_id (as sent, URL-decoded), body
-(the parsed JSON botocore sent), received_at (epoch seconds), fault (the fault it took, or null) and outcome:
-`end_turn` / `max_tokens` / `stop_sequence` when streamed to the end, the error name (`ThrottlingException`,
-`ValidationException`, ...), `break:<exceptionType>`, `drop`, or `client_disconnected` when the caller closed
-the stream early (a cancelled turn).
+(the parsed JSON botocore sent), received_at (epoch seconds), request_id (its x-amzn-RequestId), fault (the
+fault it took, or null) and outcome: how the answer was planned to end (`end_turn` / `max_tokens` /
+`stop_sequence`, the error name such as `ThrottlingException`, `break:<exceptionType>`, `drop`), or
+`client_disconnected` once the caller closed the stream early (a cancelled turn).
 
 Note: botocore retries ThrottlingException, ModelNotReadyException, InternalServerException and
 ServiceUnavailableException itself by default; a client that must observe them configures
