@@ -53,11 +53,12 @@ the order added; each request takes the FIRST pending fault that matches it and 
   faults are cleared), "model_id" (only requests for this model id), "message" (the error text). Clearing the
   faults also releases any stream stalled at that moment.
 
-Every request is recorded (`requests()`, `GET /_local/model/requests`): model_id (as sent, URL-decoded), body
-(the parsed JSON botocore sent), received_at (epoch seconds), request_id (its x-amzn-RequestId), fault (the
-fault it took, or null) and outcome: how the answer was planned to end (`end_turn` / `max_tokens` /
-`stop_sequence`, the error name such as `ThrottlingException`, `break:<exceptionType>`, `drop`), or
-`client_disconnected` once the caller closed the stream early (a cancelled turn).
+Every request is recorded (the latest RECORD_LIMIT, 10000; `requests()`, `GET /_local/model/requests`):
+model_id (as sent, URL-decoded), body (the parsed JSON botocore sent), received_at (epoch seconds), request_id
+(its x-amzn-RequestId), fault (the fault it took, or null) and outcome: how the answer was planned to end
+(`end_turn` / `max_tokens` / `stop_sequence`, the error name such as `ThrottlingException`,
+`break:<exceptionType>`, `drop`), or `client_disconnected` once the caller closed the stream early (a cancelled
+turn).
 
 Note: botocore retries ThrottlingException, ModelNotReadyException, InternalServerException and
 ServiceUnavailableException itself by default; a client that must observe them configures
@@ -70,6 +71,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -87,6 +89,8 @@ from chatkeep_local.bedrock_standin_config import (
     tokens,
 )
 from chatkeep_local.bedrock_standin_reply import ErrorReply, StreamReply, split_chunks
+
+RECORD_LIMIT = 10_000  # requests kept (oldest dropped first): a long `chatkeep dev` session stays bounded
 
 
 def _texts(blocks: Any) -> list[str]:
@@ -109,7 +113,7 @@ class StandInModel:
     def __init__(self, config: StandInConfig | None = None):
         self.config = config or StandInConfig()
         self._lock = threading.Lock()
-        self._records: list[_Record] = []
+        self._records: deque[_Record] = deque(maxlen=RECORD_LIMIT)
         self._faults: list[Fault] = []
         self._release = threading.Event()
 
@@ -156,16 +160,16 @@ class StandInModel:
             self._release.wait(seconds)
 
     def _take_fault(self, model_id: str) -> Fault | None:
-        """The first pending fault for this model id, one of its `count` used up (a copy: what applied)."""
-        with self._lock:
-            for i, fault in enumerate(self._faults):
-                if fault.matches(model_id):
-                    taken = replace(fault, count=None)
-                    if fault.count is not None:
-                        fault.count -= 1
-                        if fault.count == 0:
-                            del self._faults[i]
-                    return taken
+        """The first pending fault for this model id, one of its `count` used up (a copy: what applied).
+        The caller holds the lock."""
+        for i, fault in enumerate(self._faults):
+            if fault.matches(model_id):
+                taken = replace(fault, count=None)
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        del self._faults[i]
+                return taken
         return None
 
     def finish(self, request_id: str, outcome: str) -> None:
@@ -184,10 +188,10 @@ class StandInModel:
         except ValueError:
             body = raw_body.decode("utf-8", "replace")
         record = _Record(model_id=model_id, body=body, received_at=time.time())
-        with self._lock:
+        with self._lock:  # recorded and its fault taken at once: a recorded request has its fault
+            fault = self._take_fault(model_id)
+            record.fault = fault.to_dict() if fault else None
             self._records.append(record)
-        fault = self._take_fault(model_id)
-        record.fault = fault.to_dict() if fault else None
         try:
             reply = self._answer(model_id, body, fault)
         except (AttributeError, TypeError, KeyError):  # not the shapes botocore serializes (a hand-made request)

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from chatkeep_local import eventstream
-from chatkeep_local.bedrock_standin import ErrorReply, StandInModel
+from chatkeep_local.bedrock_standin import ErrorReply, Fault, StandInModel
 
 log = logging.getLogger("chatkeep_local.model")
 
@@ -125,7 +125,9 @@ def control(model: StandInModel, method: str, path: str, query: str, body: bytes
             return 200, model.faults()
         if resource == "faults" and method == "POST":
             items = data if isinstance(data, list) else [data]
-            faults = [model.add_fault(item) for item in items]  # all-or-nothing would need a lock; validate first
+            faults = [Fault.from_dict(item) for item in items]  # every one valid, or none queued
+            for fault in faults:
+                model.add_fault(fault)
             return 200, {"added": [f.to_dict() for f in faults], "pending": model.faults()}
         if resource == "faults" and method == "DELETE":
             return 200, {"cleared": model.clear_faults()}

@@ -431,11 +431,14 @@ def test_given_a_bad_fault_when_posted_then_400_says_what_is_wrong(server, model
     assert model.faults() == []
 
 
-def test_given_a_list_of_faults_when_posted_then_all_are_queued(server, model):
+def test_given_a_list_of_faults_when_posted_then_all_are_queued_or_none_if_one_is_bad(server, model):
     status, body = http(server, "POST", "/_local/model/faults",
                         [{"kind": "throttle"}, {"kind": "slow", "chunk_delay_s": 0, "count": None}])
     assert status == 200
     assert body["pending"] == [{"kind": "throttle", "count": 1}, {"kind": "slow", "chunk_delay_s": 0, "count": None}]
+
+    assert http(server, "POST", "/_local/model/faults", [{"kind": "throttle"}, {"kind": "bad"}])[0] == 400
+    assert len(model.faults()) == 2
 
 
 # ----------------------------------------------------------------------------------------- wire details
