@@ -25,9 +25,6 @@ class ErrorReply:
     def status(self) -> int:
         return http_error_status()[self.error_type]
 
-    def body(self) -> bytes:
-        return json.dumps({"message": self.message}).encode()
-
 
 @dataclass
 class StreamReply:
@@ -78,10 +75,10 @@ class StreamReply:
 
 
 def _padded(payload: dict[str, Any]) -> dict[str, Any]:
-    # Bedrock pads every event with a "p" field of varying length (so sizes do not leak the text); clients
-    # must ignore it, as botocore does. Deterministic here.
+    # Bedrock pads every event with a trailing "p" field of varying length (so sizes do not leak the text);
+    # clients must ignore it, as botocore does. Deterministic here.
     alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return {"p": alphabet[: 1 + len(json.dumps(payload)) % len(alphabet)], **payload}
+    return {**payload, "p": alphabet[: 1 + len(json.dumps(payload)) % len(alphabet)]}
 
 
 def split_chunks(text: str, count: int) -> list[str]:
