@@ -101,6 +101,8 @@ class StandInConfig:
             if key == "allowed_model_ids":
                 if isinstance(value, str):
                     value = [v.strip() for v in value.split(",") if v.strip()]
+                if value is not None and not isinstance(value, list | tuple):
+                    raise ValueError(f"{key} must be a list of model ids, a comma-separated string or null")
                 parsed[key] = None if value is None else tuple(str(v) for v in value)
             elif key == "chunk_delay_s":
                 parsed[key] = _number(key, value, float, minimum=0)

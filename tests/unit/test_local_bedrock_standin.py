@@ -166,6 +166,8 @@ def test_given_the_chunk_count_changed_over_http_when_streamed_then_the_reply_co
     events = converse(client, [user("hi")])
     assert sum("contentBlockDelta" in e for e in events) == 3
     assert http(server, "POST", "/_local/model/config", {"chunks": 0})[0] == 400
+    assert http(server, "POST", "/_local/model/config", {"allowed_model_ids": 7})[0] == 400
+    assert http(server, "POST", "/_local/model/config", {"chunk_size": 7})[0] == 400
 
 
 def test_given_sixteen_concurrent_requests_when_streamed_then_every_one_completes(server):
