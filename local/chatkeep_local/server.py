@@ -467,6 +467,7 @@ def _with_list(resp: tuple[int, Mapping[str, str], bytes]) -> tuple[int, list[tu
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the API's bursts plus the functions' own model streams on the same port
     runtime: LocalRuntime
 
 
