@@ -6,7 +6,8 @@ The helpers below derive, from that data, what SAM/CloudFormation would create: 
 `create_table` kwargs), the functions (with their resolved environment), the HTTP API routes and their
 authorizers, and the stream event source of the stream function.
 
-Local physical names: a resource's physical name is its logical id (`!Ref ChatTable` -> `ChatTable`).
+Local physical names: a resource's physical name is its logical id (`!Ref ChatTable` -> `ChatTable`);
+a queue's is its QueueName if it declares one, and `!Ref Queue` is its URL, as in CloudFormation.
 """
 
 from __future__ import annotations
@@ -176,8 +177,18 @@ class Resolver:
         if name in self.params:
             return self.params[name]
         if name in self.resources:
+            if self.resources[name].get("Type") == "AWS::SQS::Queue":
+                return queue_url(self.queue_name(name))  # a queue's Ref is its URL
             return name
         raise UnresolvableError(f"Ref {name}: no such parameter or resource")
+
+    def queue_name(self, logical_id: str) -> str:
+        """A queue's physical name: its QueueName, else its logical id (`.fifo` added for a FIFO queue)."""
+        props = self.resources[logical_id].get("Properties") or {}
+        if props.get("QueueName") is not None:
+            return str(self.resolve(props["QueueName"]))
+        fifo = str(self.resolve(props.get("FifoQueue", False))).lower() == "true"
+        return f"{logical_id}.fifo" if fifo else logical_id
 
     def get_att(self, resource: str, attribute: str) -> str:
         res = self.resources.get(resource)
@@ -191,11 +202,11 @@ class Resolver:
                 return f"{table_arn(resource)}/stream/local"
         if rtype == "AWS::SQS::Queue":
             if attribute == "Arn":
-                return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{resource}"
+                return queue_arn(self.queue_name(resource))
             if attribute == "QueueName":
-                return resource
+                return self.queue_name(resource)
             if attribute == "QueueUrl":
-                return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{resource}"
+                return queue_url(self.queue_name(resource))
         if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function") and attribute == "Arn":
             return function_arn(resource)
         if attribute == "Arn":
@@ -323,6 +334,16 @@ def table_arn(table_name: str) -> str:
 
 def function_arn(function_name: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+
+
+def queue_arn(queue_name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{queue_name}"
+
+
+def queue_url(queue_name: str) -> str:
+    """The URL SQS gives the queue (what `!Ref Queue` returns). The local SQS (moto) finds a queue by
+    the URL's last segment, so this URL works against it too, with the client's endpoint_url."""
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue_name}"
 
 
 # -------------------------------------------------------------------------------------------- tables
