@@ -1,5 +1,5 @@
-"""`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL,
-in one process, from template.yaml. See README.md ("Local runtime")."""
+"""`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL
++ SQS (moto) queues and their Lambda triggers, in one process, from template.yaml. See README.md ("Local runtime")."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 from chatkeep_local import apigw, jwt_auth
 from chatkeep_local import template as tpl
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
+from chatkeep_local.queues import LocalQueues
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
 from chatkeep_local.ttl import TtlSweeper
 
@@ -77,6 +78,10 @@ class EventRecorder:
         path = self.dir / f"{self._next():05d}-stream-{function}-{kinds}.json"
         path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
 
+    def sqs(self, event: dict[str, Any], function: str) -> None:
+        path = self.dir / f"{self._next():05d}-sqs-{function}-{len(event.get('Records', []))}.json"
+        path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
+
 
 class LocalRuntime:
     """Everything `chatkeep dev` runs. `start()` then `serve_forever()`; `shutdown()` stops it all."""
@@ -91,6 +96,7 @@ class LocalRuntime:
         self.router = apigw.Router(self.routes)
         self.table_specs = tpl.tables(self.template, overrides)
         self.stream_src = tpl.stream_source(self.template, overrides)
+        self.queues = LocalQueues(self.template, self.functions, overrides)  # refuses what would not deploy
         cors_api = self.routes[0].api_id if self.routes else "ServerlessHttpApi"
         self.cors = apigw.Cors(tpl.cors_configuration(self.template, cors_api, overrides))
         self.invokers = {lid: FunctionInvoker(spec) for lid, spec in self.functions.items()}
@@ -113,6 +119,7 @@ class LocalRuntime:
         self._set_environment()
         self._create_tables()
         self._import_layer()
+        self._start_queues()
         self._start_stream()
         self._start_ttl()
         self.httpd = _Server((self.options.host, self.options.port), _Handler)
@@ -142,18 +149,22 @@ class LocalRuntime:
         if self.endpoint_url:
             log.info("DynamoDB: %s (--endpoint-url)", self.endpoint_url)
             return
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from moto.server import ThreadedMotoServer
-
         from chatkeep_local import moto_dynamodb
 
         moto_dynamodb.install()  # DynamoDB's transaction semantics: isolated, no table copies, no lost writes
-
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.moto.start()
-        host, port = self.moto.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        self.endpoint_url = self._start_moto()
         log.info("DynamoDB: embedded moto server at %s", self.endpoint_url)
+
+    def _start_moto(self) -> str:
+        """The embedded moto server (every AWS service on one port); returns its endpoint URL."""
+        if self.moto is None:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            from moto.server import ThreadedMotoServer
+
+            self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        return f"http://{host}:{port}"
 
     def _set_environment(self) -> None:
         env: dict[str, str] = {}
@@ -229,6 +240,19 @@ class LocalRuntime:
     def now(self) -> float:
         return self.clock.now() if self.clock else time.time()
 
+    def _start_queues(self) -> None:
+        """SQS on the embedded moto server (started for it when DynamoDB is elsewhere), the template's queues,
+        and a poller per SQS event source (chatkeep_local.queues, .sqs_poller)."""
+        if not self.queues.specs:
+            return
+        from chatkeep_local import moto_sqs
+
+        moto_sqs.install()  # SQS under threads: no lost sends, prompt redelivery
+        recorder = self.recorder
+        self.queues.start(self._start_moto(), self.invokers, on_event=recorder.sqs if recorder else None)
+        os.environ.update(self.queues.environment())
+        log.info("SQS: embedded moto server at %s", self.queues.endpoint_url)
+
     def _start_stream(self) -> None:
         src = self.stream_src
         if src is None:
@@ -302,6 +326,7 @@ class LocalRuntime:
             threading.Thread(target=self.httpd.shutdown, daemon=True).start()
         if self.poller:
             self.poller.stop()
+        self.queues.stop()
         if self.sweeper:
             self.sweeper.stop()
         if self.httpd is not None:
@@ -402,6 +427,7 @@ class LocalRuntime:
                     "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
                     "stream": self._stream_status(),
                     "model": self.model_endpoint,
+                    "queues": self.queues.status(),
                     "clock_offset": self.clock.offset() if self.clock else 0,
                 }
             )
@@ -427,6 +453,11 @@ class LocalRuntime:
             timeout = float(data.get("timeout", 30))
             result = self.poller.drain(timeout=timeout)
             return ok({"enabled": True, **result}, 200 if result["drained"] else 504)
+        if path == "/_local/queues" and method == "GET":
+            return ok(self.queues.status())
+        if path == "/_local/queues/drain" and method == "POST":
+            result = self.queues.drain(timeout=float(data.get("timeout", 30)))
+            return ok(result, 200 if result["drained"] else 504)
         if path == "/_local/ttl/sweep" and method == "POST":
             if self.sweeper is None:
                 return ok({"deleted": 0, "enabled": False})

@@ -319,7 +319,8 @@ class LocalApiProcess:
 
     `base_url`, `log_path`; `token(sub, workspace, name=None, scope=None, **claims)`,
     `gql(query, variables=None, token=None)` (the JSON answer), `request(method, path, token=None, **kw)`
-    (a requests.Response), `drain()`, `advance_clock(seconds)`, `sweep_ttl()`, `health()`, `dlq()`."""
+    (a requests.Response), `drain()`, `drain_queues()`, `advance_clock(seconds)`, `sweep_ttl()`, `health()`,
+    `dlq()`."""
 
     def __init__(
         self,
@@ -446,6 +447,14 @@ class LocalApiProcess:
         body = resp.json()
         if resp.status_code != 200 or not body.get("drained", False):
             raise AssertionError(f"stream did not drain: {resp.status_code} {body}")
+        return body
+
+    def drain_queues(self, timeout: float = 30.0) -> dict:
+        """Wait until every polled SQS queue is empty and no SQS-triggered invocation is running."""
+        resp = self.request("POST", "/_local/queues/drain", json={"timeout": timeout}, timeout=timeout + 10)
+        body = resp.json()
+        if resp.status_code != 200 or not body.get("drained", False):
+            raise AssertionError(f"queues did not drain: {resp.status_code} {body}")
         return body
 
     def advance_clock(self, seconds: float) -> float:
