@@ -280,17 +280,17 @@ class LocalQueues:
                       on_event: Callable[[dict[str, Any], str], None] | None, long_poll_s: int) -> None:
         queue = self.specs[src.queue]
         if invoker is None or not invoker.exists:
-            log.warning("sqs: %s has no code yet; %s is not polled", src.function, src.queue)
+            log.warning("%s has no code yet; %s is not polled", src.function, src.queue)
             return
         if not src.enabled:
-            log.info("sqs: event source %s <- %s is disabled in the template", src.function, src.queue)
+            log.info("event source %s <- %s is disabled in the template", src.function, src.queue)
             return
         if src.concurrency < 1:
-            log.warning("sqs: %s has ReservedConcurrentExecutions 0 (throttled): %s is not polled",
+            log.warning("%s has ReservedConcurrentExecutions 0 (throttled): %s is not polled",
                         src.function, src.queue)
             return
         if src.ignored:
-            log.warning("sqs: %s <- %s: %s not emulated locally (every message is delivered)",
+            log.warning("%s <- %s: %s not emulated locally (every message is delivered)",
                         src.function, src.queue, ", ".join(src.ignored))
 
         def record(event: dict[str, Any]) -> None:
@@ -302,11 +302,13 @@ class LocalQueues:
             batch_size=src.batch_size, max_batching_window_s=src.max_batching_window_s,
             report_batch_item_failures=src.report_batch_item_failures, concurrency=src.concurrency,
             function_timeout_s=invoker.spec.timeout, on_event=record, long_poll_s=long_poll_s,
+            max_receive_count=queue.max_receive_count,
+            dead_letter_queue=self.specs[queue.dead_letter_queue].name if queue.dead_letter_queue else None,
         )
         poller.start()
         self.pollers.append(poller)
         log.info(
-            "sqs: %s -> %s (BatchSize %d, window %ss, concurrency %d, ReportBatchItemFailures %s)",
+            "%s -> %s (BatchSize %d, window %ss, concurrency %d, ReportBatchItemFailures %s)",
             src.queue, src.function, src.batch_size, src.max_batching_window_s, src.concurrency,
             src.report_batch_item_failures,
         )

@@ -120,6 +120,7 @@ class SqsStats:
     invocations: int = 0
     messages_deleted: int = 0
     messages_failed: int = 0  # left in the queue to come back after the visibility timeout
+    messages_to_dlq: int = 0  # failed their last allowed receive: redrive moves them on the next one
     function_errors: int = 0
     timeouts: int = 0
     partial_failures: int = 0
@@ -153,6 +154,8 @@ class SqsPoller(threading.Thread):
         function_timeout_s: float = 3.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         long_poll_s: int = LONG_POLL_S,
+        max_receive_count: int | None = None,
+        dead_letter_queue: str | None = None,
     ):
         super().__init__(name=f"sqs-poller-{function}", daemon=True)
         self.client = client
@@ -168,6 +171,8 @@ class SqsPoller(threading.Thread):
         self.function_timeout_s = function_timeout_s
         self.on_event = on_event
         self.long_poll_s = long_poll_s
+        self.max_receive_count = max_receive_count  # the queue's RedrivePolicy, to say when a message is lost
+        self.dead_letter_queue = dead_letter_queue
         self.stats = SqsStats()
         self.error: str | None = None  # the error of the last receive, None once one succeeds
         self.last_error: dict[str, Any] | None = None  # the most recent error, kept: {error, at, count}
@@ -240,6 +245,7 @@ class SqsPoller(threading.Thread):
                 self._delete_messages(done)
             with self._lock:
                 self.stats.messages_failed += len(failed)
+            self._note_last_attempts([m for m in messages if m["MessageId"] in failed])
         except Exception:  # the emulator's own failure (a delete): the messages come back, as after an error
             log.exception("%s: delivering a batch from %s failed", self.function, self.queue_name)
         finally:
@@ -289,6 +295,18 @@ class SqsPoller(threading.Thread):
         request_log.info("SQS %s %d message(s) %.1fms %s %s", self.queue_name, len(ids), elapsed * 1000,
                          self.function, outcome)
         return failed
+
+    def _note_last_attempts(self, failed: list[dict[str, Any]]) -> None:
+        if not self.max_receive_count:
+            return
+        last = [m for m in failed
+                if int((m.get("Attributes") or {}).get("ApproximateReceiveCount", 0)) >= self.max_receive_count]
+        for message in last:
+            log.warning("%s: message %s failed its receive %s of maxReceiveCount %d: SQS moves it to %s",
+                        self.function, message["MessageId"], message["Attributes"]["ApproximateReceiveCount"],
+                        self.max_receive_count, self.dead_letter_queue)
+        with self._lock:
+            self.stats.messages_to_dlq += len(last)
 
     def _delete_messages(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):

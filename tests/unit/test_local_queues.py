@@ -418,6 +418,7 @@ def test_given_a_handler_that_raises_then_the_batch_is_retried_until_max_receive
     assert dead["MessageId"] == poison and json.loads(dead["Body"]) == {"raise": True}
     counters = a.poller("Worker").counters()
     assert (counters["function_errors"], counters["messages_deleted"], counters["messages_failed"]) == (2, 0, 2)
+    assert counters["messages_to_dlq"] == 1
 
 
 def test_given_messages_arriving_within_the_batching_window_then_they_are_one_invocation(app):
