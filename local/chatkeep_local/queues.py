@@ -152,12 +152,10 @@ class SqsSource:
 
 
 def _queue_of(queue: Any, resolver: Resolver, by_arn: Mapping[str, str]) -> str | None:
-    if isinstance(queue, dict) and "Fn::GetAtt" in queue:
-        att = queue["Fn::GetAtt"]
-        return att[0] if isinstance(att, list) else str(att).split(".")[0]
+    """The logical id of the template queue an event's Queue (`!GetAtt Q.Arn`, or an ARN) names."""
     try:
         return by_arn.get(str(resolver.resolve(queue)))
-    except ValueError:
+    except ValueError:  # UnresolvableError
         return None
 
 
@@ -165,10 +163,12 @@ def sqs_sources(template: Mapping[str, Any], overrides: Mapping[str, Any] | None
     """The SQS event sources declared on functions (`Type: SQS` events), in declaration order."""
     resolver = Resolver(template, overrides)
     by_arn = {queue_arn(resolver.queue_name(lid)): lid for lid in resources(template, "AWS::SQS::Queue")}
+    glob = (template.get("Globals") or {}).get("Function") or {}
     out = []
     for lid, res in resources(template, "AWS::Serverless::Function").items():
         fprops = res.get("Properties") or {}
-        reserved = resolver.resolve(fprops.get("ReservedConcurrentExecutions"))
+        reserved = resolver.resolve(fprops.get("ReservedConcurrentExecutions",
+                                               glob.get("ReservedConcurrentExecutions")))
         for event in (fprops.get("Events") or {}).values():
             if not isinstance(event, dict) or event.get("Type") != "SQS":
                 continue
@@ -231,7 +231,6 @@ class LocalQueues:
     ):
         self.specs = queues(template, overrides)
         self.sources = sqs_sources(template, overrides)
-        self.functions = functions
         errors = []
         for src in self.sources:
             fn = functions.get(src.function)

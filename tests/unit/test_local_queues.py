@@ -208,6 +208,18 @@ def test_given_sqs_events_when_read_then_the_mapping_settings_are_those_declared
     assert (slow.batch_size, slow.maximum_concurrency, slow.concurrency) == (1, 3, 3)
 
 
+def test_given_reserved_concurrency_then_it_caps_the_mapping_too(tmp_path):
+    text = TEMPLATE.replace("    Timeout: 1\n", "    Timeout: 1\n    ReservedConcurrentExecutions: 1\n", 1)
+    sources = {s.function: s for s in sqs_sources(write_app(tmp_path, text))}
+    assert sources["Worker"].concurrency == 1 and sources["SlowWorker"].concurrency == 1  # min(2, 1)
+
+
+def test_given_an_sqs_event_on_something_not_a_template_queue_then_it_is_refused(tmp_path):
+    text = TEMPLATE.replace("Queue: !GetAtt WorkQueue.Arn", "Queue: !GetAtt Worker.Arn")
+    with pytest.raises(ValueError, match="is not a queue of the template"):
+        sqs_sources(write_app(tmp_path, text))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
