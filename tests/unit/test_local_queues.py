@@ -475,11 +475,11 @@ def test_given_long_invocations_then_other_queues_are_still_served(app):
 
 def test_given_concurrent_sends_and_deletes_then_no_message_is_lost(app):
     a = app().create()  # no poller: the test consumes the queue itself
-    url, sent, received = a.url("WorkDlq"), 4 * 60, set()
+    url, sent, received = a.url("WorkDlq"), 4 * 30, set()
 
     def producer(p):
         sqs = boto3.client("sqs", endpoint_url=a.endpoint, region_name="us-east-1")
-        for i in range(0, 60, 10):
+        for i in range(0, 30, 10):
             sqs.send_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(j), "MessageBody": f"{p}-{i + j}"} for j in range(10)])
 
