@@ -272,6 +272,16 @@ class LocalQueues:
     ) -> None:
         """Create the queues (`create`), then start a poller per enabled SQS event source."""
         self.create(endpoint_url)
+        self.start_pollers(invokers, on_event=on_event, long_poll_s=long_poll_s)
+
+    def start_pollers(
+        self,
+        invokers: Mapping[str, FunctionInvoker],
+        *,
+        on_event: Callable[[dict[str, Any], str], None] | None = None,
+        long_poll_s: int = LONG_POLL_S,
+    ) -> None:
+        """A poller per enabled SQS event source whose function has code (after `create`)."""
         for src in self.sources:
             self._start_poller(src, invokers.get(src.function), on_event, long_poll_s)
 

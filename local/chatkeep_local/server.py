@@ -125,6 +125,7 @@ class LocalRuntime:
         self.httpd = _Server((self.options.host, self.options.port), _Handler)
         self.httpd.runtime = self
         self._start_model()
+        self._start_queue_pollers()  # last: a delivery finds every endpoint its function needs set
 
     @property
     def url(self) -> str:
@@ -241,17 +242,20 @@ class LocalRuntime:
         return self.clock.now() if self.clock else time.time()
 
     def _start_queues(self) -> None:
-        """SQS on the embedded moto server (started for it when DynamoDB is elsewhere), the template's queues,
-        and a poller per SQS event source (chatkeep_local.queues, .sqs_poller)."""
+        """SQS on the embedded moto server (started for it when DynamoDB is elsewhere) with the template's
+        queues, before the stream (which may send to them); chatkeep_local.queues, .sqs_poller."""
         if not self.queues.specs:
             return
         from chatkeep_local import moto_sqs
 
         moto_sqs.install()  # SQS under threads: no lost sends, prompt redelivery
-        recorder = self.recorder
-        self.queues.start(self._start_moto(), self.invokers, on_event=recorder.sqs if recorder else None)
+        self.queues.create(self._start_moto())
         os.environ.update(self.queues.environment())
         log.info("SQS: embedded moto server at %s", self.queues.endpoint_url)
+
+    def _start_queue_pollers(self) -> None:
+        if self.queues.specs:
+            self.queues.start_pollers(self.invokers, on_event=self.recorder.sqs if self.recorder else None)
 
     def _start_stream(self) -> None:
         src = self.stream_src
