@@ -1,5 +1,5 @@
 """`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL,
-in one process, from template.yaml. See README.md ("Local runtime")."""
+in one process, from template.yaml. See docs/local-runtime.md."""
 
 from __future__ import annotations
 
