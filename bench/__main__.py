@@ -1,5 +1,6 @@
 """`make bench` = `python -m bench`: every section in one run, one table each, written to
-bench/results/bench.json (git-ignored; the figures of record are in README.md ("Performance")).
+bench/results/bench.json and bench/results/bench.md (git-ignored); a full run also writes the figures of record,
+bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 
     python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost]"""
 
@@ -15,6 +16,7 @@ import time
 import warnings
 from typing import Any
 
+from bench import report as results_report
 from bench.common import RESULTS, moto_tables, print_table
 
 SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost")
@@ -52,7 +54,14 @@ def _per_process(only: list[str], quick: bool) -> int:
     out = RESULTS / "bench.json"
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {out} in {report['seconds']} s (one process per section)")
+    _write_markdown(report, only, quick)
     return status
+
+
+def _write_markdown(report: dict[str, Any], only: list[str], quick: bool) -> None:
+    full_run = not quick and set(only) == set(SECTIONS)
+    for path in results_report.write(report, full_run=full_run):
+        print(f"wrote {path}")
 
 
 @contextlib.contextmanager
@@ -98,8 +107,8 @@ def requests_section() -> dict[str, Any]:
                                ["operation", "requests", "minimum", "budget", "calls", "within", "why the minimum"],
                                rows,
                                "\n\n".join([*notes, "minimum: the fewest requests the data model "
-                                           "(docs/ARCHITECTURE.md) answers the operation with. Budget '-': none set "
-                                           "in issue 6. tests/integration/test_request_budgets.py fails when an "
+                                           "(docs/architecture.md) answers the operation with. Budget '-': none set "
+                                           "(bench/ops.py). tests/integration/test_request_budgets.py fails when an "
                                            "operation goes over its budget, or above its minimum without a reason."]))
     return out
 
@@ -178,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {out} in {report['seconds']} s")
+    if out.name == "bench.json":
+        _write_markdown(report, only, args.quick)
     over = [n for n, r in (report.get("requests") or {}).items()
             if isinstance(r, dict) and r.get("budget") is not None and r["requests"] > r["budget"]]
     return 1 if over else 0

@@ -1,5 +1,5 @@
 """The operation catalogue: every GraphQL operation and REST route, how to set it up against moto, its
-DynamoDB request budget (issue 6) and the minimum the data model allows (docs/ARCHITECTURE.md), with why.
+DynamoDB request budget (issue 6) and the minimum the data model allows (docs/architecture.md), with why.
 Used by the request-count section, the warm-overhead section and tests/integration/test_request_budgets.py.
 
 A scenario's `setup(world)` writes what the operation needs and returns `run()`, which performs the

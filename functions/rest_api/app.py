@@ -9,7 +9,7 @@ prewarm()  # the DynamoDB client at init when init is off the request path (Snap
 
 
 # = @logger.inject_lambda_context(correlation_id_path=API_GATEWAY_HTTP, clear_state=True) + @metrics.log_metrics,
-# without their per-request cost that changes nothing (chatkeep.observability; README.md ("Performance") §3).
+# without their per-request cost that changes nothing (chatkeep.observability; bench/README.md section 3).
 @inject_http_context
 @flush_metrics
 def lambda_handler(event: dict, context: object) -> dict:

@@ -1,5 +1,5 @@
 """`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL
-+ SQS (moto) queues and their Lambda triggers, in one process, from template.yaml. See README.md ("Local runtime")."""
++ SQS (moto) queues and their Lambda triggers, in one process, from template.yaml. See docs/local-runtime.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Property-based testing of the REST API with schemathesis, against `chatkeep dev`'s /openapi.json:
 every operation, bounded examples, a fixed seed, every check but `unsupported_method` (see below), no failure.
 
-The command (also in README.md ("REST API"); `T` is a token of `chatkeep token`):
+The command (also in docs/testing.md ("REST"); `T` is a token of `chatkeep token`):
 
     SCHEMATHESIS_HOOKS=tests.e2e.test_schemathesis schemathesis run http://127.0.0.1:3000/openapi.json \\
         --header "Authorization: Bearer $T" --max-examples 25 --seed 20261121 --checks all \\

@@ -2,7 +2,7 @@
 messages into 20 sessions, racing with reads, renames, starter-session calls, lists and deletes of other
 sessions. After the stream drains: no message lost or duplicated (what each client got a 200 for is exactly
 the history), every messageCount exact, lists and totalCount consistent, no 5xx, no masked error.
-Throughput and latency percentiles are printed (context, not a gate; README "Reliability and security").
+Throughput and latency percentiles are printed (context, not a gate; docs/testing.md).
 """
 
 from __future__ import annotations

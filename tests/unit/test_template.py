@@ -1,4 +1,4 @@
-"""The deployment contract of template.yaml (DESIGN.md sections 2, 5, 6; docs/ARCHITECTURE.md tables).
+"""The deployment contract of template.yaml (DESIGN.md sections 2, 5, 6; docs/architecture.md tables).
 
 Each `check_*` function takes a loaded template (plain data, intrinsics in long form) and returns a
 list of violations, so the tests can run the same checks on mutated copies and show that they fail
@@ -252,7 +252,7 @@ def _check_table(
 
 
 def check_tables(t: dict[str, Any]) -> list[str]:
-    """Tables exactly as docs/ARCHITECTURE.md."""
+    """Tables exactly as docs/architecture.md."""
     pk_sk = [("pk", "HASH"), ("sk", "RANGE")]
     return (
         _check_table(

@@ -3,7 +3,7 @@ handlers flush it with `@metrics.log_metrics` (or `@flush_metrics`); the service
 
 `inject_http_context` and `flush_metrics` are the API handlers' per-request decorators (REST and GraphQL): what
 `@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)` and
-`@metrics.log_metrics` do, minus per-request work that changes nothing (measured in README.md ("Performance") §3)."""
+`@metrics.log_metrics` do, minus per-request work that changes nothing (measured in bench/README.md, section 3)."""
 
 from __future__ import annotations
 

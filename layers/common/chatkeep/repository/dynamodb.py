@@ -1,4 +1,4 @@
-"""DynamoDB implementation of ChatRepository (keys and access patterns: docs/ARCHITECTURE.md).
+"""DynamoDB implementation of ChatRepository (keys and access patterns: docs/architecture.md).
 
 Every method turns botocore failures into domain errors: a refused condition becomes NotFound /
 SessionClosed / SessionExpired / BadInput (decided from the item DynamoDB returns with the refusal),

@@ -1,4 +1,4 @@
-"""Key builders for the chat and search tables (docs/ARCHITECTURE.md). The one place keys are spelled."""
+"""Key builders for the chat and search tables (docs/architecture.md, "Data model"). The one place keys are spelled."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The search index table (docs/ARCHITECTURE.md, "Search table"): written only by the stream function.
+"""The search index table (docs/architecture.md, "Search table"): written only by the stream function.
 
 Item: pk = W#{ws}#C#{cid}, sk = {word}#{sid}#{t|c}, spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word.
 

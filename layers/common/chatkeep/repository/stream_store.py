@@ -1,6 +1,6 @@
 """The stream function's access to the chat table: exact message counts and cascades.
 
-Counts use the per-session sequence-number watermark of docs/ARCHITECTURE.md / README.md ("The stream processor"): the
+Counts use the per-session sequence-number watermark of docs/architecture.md ("The stream processor"): the
 session item carries `count_seq`, the (40-digit zero-padded) stream sequence number of the last message
 record counted. One conditional UpdateItem per session per batch adds the records newer than it and moves
 it forward; a replay (the same batch, or a suffix of it) fails the condition, reads the watermark from

@@ -72,7 +72,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 def session_json(session: Session, now: float | None = None) -> dict[str, Any]:
     """The `SessionOut` shape as a plain dict. The domain model already holds checked values, so the response
     models describe the JSON (OpenAPI, tests validate against them) without being built per response: that
-    cost about as much as the rest of a GET (README.md, "Performance")."""
+    cost about as much as the rest of a GET (bench/README.md, "3. Warm overhead per request")."""
     now = clock.now() if now is None else now
     agent_id = session.agent_id
     return {

@@ -3,7 +3,7 @@
 The routes declare their parameters as Powertools does (`Annotated[str, Path(...)]`, `Query`, `Header`, a
 pydantic body model); Powertools reads those signatures for the OpenAPI document. Validating them per request
 is done here instead of by Powertools' `enable_validation` middleware, which walks every declared parameter in
-Python on each request (about half of a warm GET's CPU, README.md "Performance" §3). Here each route's
+Python on each request (about half of a warm GET's CPU, bench/README.md section 3). Here each route's
 parameters become one pydantic model (`path`, `query`, `header`, `body`), built on the route's first request,
 and a request is one `validate_python` call.
 

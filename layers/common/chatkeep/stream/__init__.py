@@ -1,3 +1,3 @@
 """The chat table's stream processor: exact message counts, the search index, cascades.
 
-See README.md ("The stream processor")."""
+See docs/architecture.md ("The stream processor")."""

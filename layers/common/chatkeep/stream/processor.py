@@ -1,4 +1,4 @@
-"""The stream processor: coalesced per batch, exact under redelivery (README.md ("The stream processor")).
+"""The stream processor: coalesced per batch, exact under redelivery (docs/architecture.md, "The stream processor").
 
 Powertools `BatchProcessor` (event type DynamoDBStreams) drives the invocation through
 `process_partial_response`; `CoalescingBatchProcessor.process` replaces the per-record loop:
