@@ -120,7 +120,7 @@ class ConnectionsApiServer:
 
     def start(self) -> ConnectionsApiServer:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="chatkeep-connections-api",
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="chatkeep-connections-api",
             daemon=True,
         )
         self._thread.start()
