@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="serve the API of template.yaml locally (API Gateway + Lambda + DynamoDB)")
     dev.add_argument("--port", type=int, default=3000)
     dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--ws-port", type=int, help="WebSocket API port, when the template has one (default: --port + 1)")
     dev.add_argument("--endpoint-url", help="use this DynamoDB instead of the embedded moto server")
     dev.add_argument("--template", default="template.yaml")
     dev.add_argument("--clock-offset", type=float, default=0.0, help="start with chatkeep.clock shifted (s)")
@@ -118,6 +119,7 @@ def _dev(args: argparse.Namespace) -> int:
         parameter_overrides=_pairs(args.parameter, "--parameter"),
         env_overrides=_pairs(args.env, "--env"),
         state_dir=args.state_dir,
+        ws_port=args.ws_port,
     )
     return run_dev(options)
 

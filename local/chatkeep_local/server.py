@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from chatkeep_local import apigw, jwt_auth
+from chatkeep_local import apigw, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.queues import LocalQueues
@@ -45,6 +45,7 @@ class DevOptions:
     env_overrides: dict[str, str] = field(default_factory=dict)
     state_dir: str | None = None
     print_banner: bool = True
+    ws_port: int | None = None  # the WebSocket API's port, if the template has one (None: port + 1)
 
 
 class EventRecorder:
@@ -112,6 +113,7 @@ class LocalRuntime:
         self.model: Any = None  # the Bedrock stand-in (chatkeep_local.bedrock_standin.StandInModel)
         self.model_http: Any = None
         self.model_endpoint: str | None = None
+        self.websocket: Any = None  # websocket_api.WebSocketApi, when the template declares a WebSocket API
 
     # ------------------------------------------------------------------------------------ start-up
     def start(self) -> None:
@@ -122,6 +124,7 @@ class LocalRuntime:
         self._start_queues()
         self._start_stream()
         self._start_ttl()
+        self._start_websocket()
         self.httpd = _Server((self.options.host, self.options.port), _Handler)
         self.httpd.runtime = self
         self._start_model()
@@ -318,6 +321,15 @@ class LocalRuntime:
         log.info("TTL: sweeping %s every %ss", ", ".join(f"{t}.{a}" for t, a in ttl.items()),
                  self.options.ttl_interval)
 
+    def _start_websocket(self) -> None:
+        port = self.options.ws_port
+        if port is None:
+            port = self.options.port + 1 if self.options.port else 0
+        self.websocket = websocket_dev.start_for_dev(
+            self.template, self.options.parameter_overrides, self.invokers, env_overrides=self.options.env_overrides,
+            host=self.options.host, port=port, clock=self.now,
+        )
+
     # -------------------------------------------------------------------------------------- running
     def serve_forever(self) -> None:
         assert self.httpd is not None
@@ -335,6 +347,8 @@ class LocalRuntime:
             self.sweeper.stop()
         if self.httpd is not None:
             self.httpd.server_close()
+        if self.websocket is not None:
+            self.websocket.stop()
         if self.moto is not None:
             with contextlib.suppress(Exception):  # best effort at exit
                 self.moto.stop()
@@ -432,6 +446,7 @@ class LocalRuntime:
                     "stream": self._stream_status(),
                     "model": self.model_endpoint,
                     "queues": self.queues.status(),
+                    "websocket": websocket_dev.status(self.websocket),
                     "clock_offset": self.clock.offset() if self.clock else 0,
                 }
             )
@@ -604,6 +619,8 @@ def banner(runtime: LocalRuntime) -> str:
             f"-H 'authorization: Bearer {token}' -d '{query}'",
         ]
     lines.append(f"  model: Bedrock stand-in at {runtime.model_endpoint}; {url}/_local/model/requests, /faults")
+    if websocket := websocket_dev.banner_line(runtime.websocket):
+        lines.append(websocket)
     lines.append(f"  dev endpoints: {url}/_local/health  (Ctrl-C to stop)")
     return "\n".join(lines)
 
