@@ -20,6 +20,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,7 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             body = self.rfile.read(length) if length else b""
-            status, headers, data = self.server.handle(self.command, self.path, body)
+            try:
+                status, headers, data = self.server.handle(self.command, self.path, body)
+            except Exception:
+                log.error("@connections: %s %s failed\n%s", self.command, self.path, traceback.format_exc())
+                status, headers, data = _error(500, "InternalServerError", "Internal server error")
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

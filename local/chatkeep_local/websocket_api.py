@@ -43,7 +43,6 @@ from chatkeep_local.websocket_events import WebSocketLimits
 log = logging.getLogger("chatkeep_local.websocket")
 
 Handler = Callable[[dict[str, Any], Any], Any]
-EventHook = Callable[[dict[str, Any], str, str], None]  # (event, route key, function name)
 
 
 class Invoker(Protocol):
@@ -116,7 +115,6 @@ class WebSocketApi:
         limits: WebSocketLimits | None = None,
         clock: Callable[[], float] = time.time,
         sweep_interval_s: float = 1.0,
-        on_event: EventHook | None = None,
         max_workers: int = 16,
     ):
         self.routes = {key: as_invoker(target) for key, target in routes.items()}
@@ -128,7 +126,6 @@ class WebSocketApi:
         self.limits = limits or WebSocketLimits()
         self.clock = clock
         self.sweep_interval_s = sweep_interval_s
-        self.on_event = on_event
         self.pushes: list[PushRecord] = []
         self._pushes_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="chatkeep-ws-lambda")
@@ -208,6 +205,7 @@ class WebSocketApi:
             thread.join(timeout)
         if self._management is not None:
             self._management.stop()
+            self._management = None
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self, timeout: float) -> None:
@@ -343,8 +341,6 @@ class WebSocketApi:
     async def _invoke(self, route_key: str, invoker: Invoker, event: dict[str, Any], request_id: str,
                       connection_id: str) -> Any:
         name = invoker.spec.logical_id
-        if self.on_event is not None:
-            self.on_event(event, route_key, name)
         started = time.perf_counter()
         try:
             return await asyncio.get_running_loop().run_in_executor(
@@ -470,4 +466,4 @@ class WebSocketApi:
             self.pushes.append(PushRecord(connection_id, bytes(data), status, self.clock()))
 
 
-__all__ = ["EventHook", "Handler", "HandlerInvoker", "Invoker", "PushRecord", "WebSocketApi", "as_invoker"]
+__all__ = ["Handler", "HandlerInvoker", "Invoker", "PushRecord", "WebSocketApi", "as_invoker"]
