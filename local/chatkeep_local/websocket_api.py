@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import logging
 import threading
@@ -25,7 +26,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,7 +57,10 @@ class HandlerInvoker:
     def __init__(self, handler: Handler, name: str | None = None, timeout: int = 29):
         self.handler = handler
         name = name or getattr(handler, "__name__", "handler")
-        self.spec = FunctionSpec(name, Path("."), f"{name}.handler", "python3.13", timeout, 128, {})
+        self.spec = FunctionSpec(
+            logical_id=name, code_uri=Path("."), handler=f"{name}.handler", runtime="python3.13", timeout=timeout,
+            memory_size=128, environment={},
+        )
 
     def invoke(self, event: dict[str, Any], request_id: str | None = None) -> Any:
         return self.handler(event, LambdaContext(self.spec, request_id))
@@ -67,7 +70,7 @@ def as_invoker(target: Invoker | Handler) -> Invoker:
     return target if hasattr(target, "invoke") else HandlerInvoker(target)  # type: ignore[arg-type,return-value]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PushRecord:
     """One post_to_connection, as the management API answered it (200, 410 or 413)."""
 
@@ -77,16 +80,18 @@ class PushRecord:
     at: float
 
 
-@dataclass
+@dataclasses.dataclass
 class _Connection:
-    connection_id: str
-    connected_at: float
+    context: events.ConnectionContext
     last_active_at: float
-    source_ip: str
     user_agent: str
     subprotocol: str | None = None
     ws: ServerConnection | None = None
     closing: tuple[int, str] | None = None  # (code, reason) when the API closes it: delete, timeouts, shutdown
+
+    @property
+    def connection_id(self) -> str:
+        return self.context.connection_id
 
 
 def _http_response(status: int, body: bytes, content_type: str = "application/json") -> Response:
@@ -240,21 +245,24 @@ class WebSocketApi:
         if path.rstrip("/") != f"/{self.stage}":
             return _http_response(403, b'{"message":"Forbidden"}')
         now = self.clock()
+        host = request.headers.get("Host", "")
         conn = _Connection(
-            connection_id=events.api_gateway_id(),
-            connected_at=now,
+            context=events.ConnectionContext(
+                connection_id=events.api_gateway_id(),
+                connected_at=now,
+                source_ip=str(ws.remote_address[0]),
+                domain_name=(host or self.host).rsplit(":", 1)[0],
+                stage=self.stage,
+                api_id=self.api_id,
+            ),
             last_active_at=now,
-            source_ip=str(ws.remote_address[0]),
             user_agent=request.headers.get("User-Agent", ""),
         )
         invoker = self.routes.get("$connect")
         if invoker is not None:
             request_id = events.api_gateway_id()
             event = events.connect_event(
-                connection_id=conn.connection_id, connected_at=now, request_id=request_id,
-                headers=list(request.headers.raw_items()), query=query, source_ip=conn.source_ip,
-                domain_name=self._domain(request.headers.get("Host", "")), stage=self.stage, api_id=self.api_id,
-                now=now,
+                conn.context, request_id=request_id, now=now, headers=list(request.headers.raw_items()), query=query
             )
             try:
                 result = await self._invoke("$connect", invoker, event, request_id, conn.connection_id)
@@ -277,21 +285,17 @@ class WebSocketApi:
             # API Gateway echoes the subprotocol only when the $connect integration returned the header.
             response.headers["Sec-WebSocket-Protocol"] = conn.subprotocol
 
-    def _domain(self, host_header: str) -> str:
-        return (host_header or self.host).rsplit(":", 1)[0]
-
     # ------------------------------------------------------------------------------------------ connection
     async def _serve_connection(self, ws: ServerConnection) -> None:
         conn = self._accepted.pop(ws.id)
         conn.ws = ws
         self._open[conn.connection_id] = conn
-        domain = self._domain(ws.request.headers.get("Host", "") if ws.request else "")
         code, reason = 1006, events.DISCONNECT_REASONS[1006]
         try:
             while True:
                 message = await ws.recv()
                 conn.last_active_at = self.clock()
-                self._spawn(self._on_message(conn, message, domain))
+                self._spawn(self._on_message(conn, message))
         except ConnectionClosed as closed:
             code, reason = self._disconnect_status(conn, closed)
         finally:
@@ -301,9 +305,7 @@ class WebSocketApi:
             return
         request_id = events.api_gateway_id()
         event = events.disconnect_event(
-            connection_id=conn.connection_id, connected_at=conn.connected_at, request_id=request_id,
-            status_code=code, reason=reason, source_ip=conn.source_ip, domain_name=domain, stage=self.stage,
-            api_id=self.api_id, now=self.clock(),
+            conn.context, request_id=request_id, now=self.clock(), status_code=code, reason=reason
         )
         with contextlib.suppress(Exception):  # logged by _invoke; $disconnect is best effort, as in AWS
             await self._invoke("$disconnect", invoker, event, request_id, conn.connection_id)
@@ -317,7 +319,7 @@ class WebSocketApi:
             return 1006, events.DISCONNECT_REASONS[1006]
         return frame.code, frame.reason or events.DISCONNECT_REASONS.get(frame.code, "")
 
-    async def _on_message(self, conn: _Connection, message: str | bytes, domain: str) -> None:
+    async def _on_message(self, conn: _Connection, message: str | bytes) -> None:
         route_key = events.select_route(self.route_selection_expression, message, self.routes)
         request_id = events.api_gateway_id()
         invoker = self.routes.get(route_key)
@@ -325,9 +327,7 @@ class WebSocketApi:
             await self._send(conn, events.gateway_error("Forbidden", conn.connection_id, request_id))
             return
         event = events.message_event(
-            route_key=route_key, connection_id=conn.connection_id, connected_at=conn.connected_at,
-            request_id=request_id, message=message, source_ip=conn.source_ip, domain_name=domain,
-            stage=self.stage, api_id=self.api_id, now=self.clock(),
+            conn.context, route_key=route_key, request_id=request_id, now=self.clock(), message=message
         )
         try:
             result = await self._invoke(route_key, invoker, event, request_id, conn.connection_id)
@@ -391,7 +391,7 @@ class WebSocketApi:
         expired = [
             conn for conn in self._open.values()
             if now - conn.last_active_at >= self.limits.idle_timeout_s
-            or now - conn.connected_at >= self.limits.max_duration_s
+            or now - conn.context.connected_at >= self.limits.max_duration_s
         ]
         for conn in expired:
             self._close(conn, 1001)
@@ -416,17 +416,22 @@ class WebSocketApi:
         async def deliver() -> bool:
             conn = self._open.get(connection_id)
             if conn is None:
+                self._record(connection_id, data, 410)
                 return False
             try:
                 message: str | bytes = data.decode("utf-8")
             except UnicodeDecodeError:
                 message = data
-            return await self._send(conn, message)
+            # Recorded before the frames leave, so a test that has received the message finds its record.
+            index = self._record(connection_id, data, 200)
+            if await self._send(conn, message):
+                return True
+            with self._pushes_lock:
+                self.pushes[index] = dataclasses.replace(self.pushes[index], status=410)
+            return False
 
         if not self._call(deliver()):
-            self._record(connection_id, data, 410)
             raise GoneError(connection_id)
-        self._record(connection_id, data, 200)
 
     def delete_connection(self, connection_id: str) -> None:
         """Close the connection (1000); `$disconnect` follows. GoneError if it is not open."""
@@ -446,7 +451,9 @@ class WebSocketApi:
             conn = self._open.get(connection_id)
             if conn is None:
                 return None
-            return ConnectionDetails(conn.connected_at, conn.last_active_at, conn.source_ip, conn.user_agent)
+            return ConnectionDetails(
+                conn.context.connected_at, conn.last_active_at, conn.context.source_ip, conn.user_agent
+            )
 
         found = self._call(details())
         if found is None:
@@ -461,9 +468,10 @@ class WebSocketApi:
 
         return self._call(ids())
 
-    def _record(self, connection_id: str, data: bytes, status: int) -> None:
+    def _record(self, connection_id: str, data: bytes, status: int) -> int:
         with self._pushes_lock:
             self.pushes.append(PushRecord(connection_id, bytes(data), status, self.clock()))
+            return len(self.pushes) - 1
 
 
 __all__ = ["Handler", "HandlerInvoker", "Invoker", "PushRecord", "WebSocketApi", "as_invoker"]

@@ -50,18 +50,20 @@ def api_gateway_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(11)).decode()
 
 
+@dataclass(frozen=True)
+class ConnectionContext:
+    """What every event of one connection repeats."""
+
+    connection_id: str
+    connected_at: float  # epoch seconds
+    source_ip: str
+    domain_name: str
+    stage: str
+    api_id: str
+
+
 def _request_context(
-    *,
-    route_key: str,
-    event_type: str,
-    connection_id: str,
-    connected_at: float,
-    now: float,
-    request_id: str,
-    source_ip: str,
-    domain_name: str,
-    stage: str,
-    api_id: str,
+    conn: ConnectionContext, route_key: str, event_type: str, request_id: str, now: float
 ) -> dict[str, Any]:
     return {
         "routeKey": route_key,
@@ -69,29 +71,19 @@ def _request_context(
         "extendedRequestId": request_id,
         "requestTime": _clf_time(now),
         "messageDirection": "IN",
-        "stage": stage,
-        "connectedAt": int(connected_at * 1000),
+        "stage": conn.stage,
+        "connectedAt": int(conn.connected_at * 1000),
         "requestTimeEpoch": int(now * 1000),
-        "identity": {"sourceIp": source_ip},
+        "identity": {"sourceIp": conn.source_ip},
         "requestId": request_id,
-        "domainName": domain_name,
-        "connectionId": connection_id,
-        "apiId": api_id,
+        "domainName": conn.domain_name,
+        "connectionId": conn.connection_id,
+        "apiId": conn.api_id,
     }
 
 
 def connect_event(
-    *,
-    connection_id: str,
-    connected_at: float,
-    request_id: str,
-    headers: Sequence[tuple[str, str]],
-    query: str,
-    source_ip: str,
-    domain_name: str,
-    stage: str,
-    api_id: str,
-    now: float,
+    conn: ConnectionContext, *, request_id: str, now: float, headers: Sequence[tuple[str, str]], query: str
 ) -> dict[str, Any]:
     """The `$connect` event: the upgrade request's headers (names as the client sent them; `headers` keeps the last
     value of a repeated header, `multiValueHeaders` all) plus the X-Forwarded-* and trace headers API Gateway adds;
@@ -101,10 +93,10 @@ def connect_event(
         if name.lower() not in _DROPPED_CONNECT_HEADERS:
             multi.setdefault(name, []).append(value)
     present = {name.lower() for name in multi}
-    host = next((v[-1] for k, v in multi.items() if k.lower() == "host"), domain_name)
+    host = next((v[-1] for k, v in multi.items() if k.lower() == "host"), conn.domain_name)
     added = {
         "X-Amzn-Trace-Id": trace_id(now),
-        "X-Forwarded-For": source_ip,
+        "X-Forwarded-For": conn.source_ip,
         "X-Forwarded-Port": host.rsplit(":", 1)[1] if ":" in host else "80",
         "X-Forwarded-Proto": "http",
     }
@@ -116,38 +108,21 @@ def connect_event(
         "multiValueHeaders": multi,
     }
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
         multi_qs: dict[str, list[str]] = {}
-        for key, value in pairs:
+        for key, value in parse_qsl(query, keep_blank_values=True):
             multi_qs.setdefault(key, []).append(value)
         event["queryStringParameters"] = {key: values[-1] for key, values in multi_qs.items()}
         event["multiValueQueryStringParameters"] = multi_qs
-    event["requestContext"] = _request_context(
-        route_key="$connect", event_type="CONNECT", connection_id=connection_id, connected_at=connected_at,
-        now=now, request_id=request_id, source_ip=source_ip, domain_name=domain_name, stage=stage, api_id=api_id,
-    )
+    event["requestContext"] = _request_context(conn, "$connect", "CONNECT", request_id, now)
     event["isBase64Encoded"] = False
     return event
 
 
 def message_event(
-    *,
-    route_key: str,
-    connection_id: str,
-    connected_at: float,
-    request_id: str,
-    message: str | bytes,
-    source_ip: str,
-    domain_name: str,
-    stage: str,
-    api_id: str,
-    now: float,
+    conn: ConnectionContext, *, route_key: str, request_id: str, now: float, message: str | bytes
 ) -> dict[str, Any]:
     """A `MESSAGE` event: a text frame's body as is, a binary frame's base64-encoded (`isBase64Encoded: true`)."""
-    context = _request_context(
-        route_key=route_key, event_type="MESSAGE", connection_id=connection_id, connected_at=connected_at,
-        now=now, request_id=request_id, source_ip=source_ip, domain_name=domain_name, stage=stage, api_id=api_id,
-    )
+    context = _request_context(conn, route_key, "MESSAGE", request_id, now)
     context["messageId"] = api_gateway_id()
     if isinstance(message, str):
         return {"requestContext": context, "body": message, "isBase64Encoded": False}
@@ -155,26 +130,13 @@ def message_event(
 
 
 def disconnect_event(
-    *,
-    connection_id: str,
-    connected_at: float,
-    request_id: str,
-    status_code: int,
-    reason: str,
-    source_ip: str,
-    domain_name: str,
-    stage: str,
-    api_id: str,
-    now: float,
+    conn: ConnectionContext, *, request_id: str, now: float, status_code: int, reason: str
 ) -> dict[str, Any]:
     """The `$disconnect` event. Its headers are the odd fixed set AWS sends (Host plus three empty ones)."""
-    context = _request_context(
-        route_key="$disconnect", event_type="DISCONNECT", connection_id=connection_id, connected_at=connected_at,
-        now=now, request_id=request_id, source_ip=source_ip, domain_name=domain_name, stage=stage, api_id=api_id,
-    )
+    context = _request_context(conn, "$disconnect", "DISCONNECT", request_id, now)
     context["disconnectStatusCode"] = status_code
     context["disconnectReason"] = reason
-    headers = {"Host": domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
+    headers = {"Host": conn.domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
     return {
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
@@ -257,6 +219,7 @@ def utf8_fragments(text: str, frame_bytes: int) -> list[str]:
 
 __all__ = [
     "DISCONNECT_REASONS",
+    "ConnectionContext",
     "IntegrationError",
     "WebSocketLimits",
     "api_gateway_id",
