@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketMessageEventModel,
 )
 from botocore.exceptions import ClientError
+from chatkeep_local import websocket_events as events
 from chatkeep_local.websocket_api import WebSocketApi
 from chatkeep_local.websocket_events import WebSocketLimits
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -491,3 +492,36 @@ def test_stopping_the_api_closes_connections_with_1001_and_invokes_disconnect(ma
         ws.recv(timeout=WAIT)
     assert closed.value.rcvd.code == 1001
     assert routes.next("$disconnect")["requestContext"]["connectionId"] == connection_id
+
+
+# --------------------------------------------------------------------------------- event helpers, pure
+
+
+@pytest.mark.parametrize("char", ["a", "é", "€", "🙂"])  # 1, 2, 3 and 4 UTF-8 bytes
+def test_utf8_fragments_never_split_a_character_and_never_exceed_the_frame(char):
+    text = char * 50_001
+    pieces = events.utf8_fragments(text, 32 * 1024)
+    assert "".join(pieces) == text
+    assert all(0 < len(p.encode()) <= 32 * 1024 for p in pieces)
+    assert events.utf8_fragments("short", 32 * 1024) == ["short"]
+
+
+def test_select_route_follows_a_nested_selection_expression():
+    keys = ["$default", "join", "leave"]
+    assert events.select_route("$request.body.op.name", '{"op": {"name": "join"}}', keys) == "join"
+    assert events.select_route("$request.body.op.name", '{"op": "join"}', keys) == "$default"
+    assert events.select_route("$request.body.action", '{"action": "unknown"}', keys) == "$default"
+    assert events.select_route("$request.body.action", b'{"action": "join"}', keys) == "$default"  # binary
+    assert events.select_route("$request.body.action", '{"action": "join"}', ["$default"]) == "$default"
+
+
+def test_connect_outcome_reads_status_subprotocol_and_body():
+    assert events.connect_outcome(None) == (200, None, b"")
+    assert events.connect_outcome({"statusCode": "401", "body": "no"}) == (401, None, b"no")
+    assert events.connect_outcome(
+        {"statusCode": 200, "multiValueHeaders": {"sec-websocket-protocol": ["graphql-transport-ws"]}}
+    ) == (200, "graphql-transport-ws", b"")
+    with pytest.raises(events.IntegrationError):
+        events.connect_outcome("OK")
+    with pytest.raises(events.IntegrationError):
+        events.connect_outcome({"statusCode": "teapot"})
