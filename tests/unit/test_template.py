@@ -73,6 +73,9 @@ PARAMETER_DEFAULTS = {
     "Tracing": "Disabled",
     "KmsKeyArn": "",
     "EnableSnapStart": "false",
+    "GraphqlApiReservedConcurrency": 0,
+    "RestApiReservedConcurrency": 0,
+    "StreamProcessorReservedConcurrency": 0,
 }
 
 OUTPUTS = (
@@ -319,8 +322,6 @@ def check_functions(t: dict[str, Any]) -> list[str]:
             v.append(f"{fn}: CodeUri/Handler are not {code_uri} / app.lambda_handler")
     for fn in API_FUNCTIONS:
         p = (found.get(fn) or {}).get("Properties") or {}
-        if p.get("AutoPublishAlias") != "live":
-            v.append(f"{fn}: AutoPublishAlias is not 'live' (routes must invoke the alias)")
         apply_on = (p.get("SnapStart") or {}).get("ApplyOn")
         if apply_on != {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}:
             v.append(f"{fn}: SnapStart is not driven by EnableSnapStart")
@@ -492,6 +493,93 @@ def check_least_privilege(t: dict[str, Any]) -> list[str]:
     return v
 
 
+def _rollback_alarm_violations(t: dict[str, Any], fn: str, alarm: str | None) -> tuple[str | None, list[str]]:
+    """The metric of a rollback alarm, and what is wrong with it: it must watch the version being
+    rolled out (ExecutedVersion of the function's published version), not the whole function."""
+    res = t.get("Resources", {}).get(alarm or "") or {}
+    if res.get("Type") != "AWS::CloudWatch::Alarm":
+        return None, [f"{fn}: rollback alarm {alarm!r} is not an alarm of the template"]
+    p = res.get("Properties") or {}
+    dims = {d.get("Name"): d.get("Value") for d in p.get("Dimensions") or []}
+    v = []
+    if p.get("Namespace") != "AWS/Lambda" or ref_name(dims.get("FunctionName")) != fn:
+        v.append(f"{alarm}: not a Lambda metric of {fn}")
+    if dims.get("ExecutedVersion") != {"Fn::GetAtt": [fn, "Version.Version"]}:
+        v.append(f"{alarm}: does not watch the new version only (ExecutedVersion: !GetAtt {fn}.Version.Version)")
+    if [ref_name(a) for a in p.get("AlarmActions") or []] != ["AlarmTopic"]:
+        v.append(f"{alarm}: does not notify AlarmTopic")
+    return p.get("MetricName"), v
+
+
+def check_safe_deployments(t: dict[str, Any]) -> list[str]:
+    """Every function: the alias `live` (events and routes invoke it), a CodeDeploy deployment
+    preference whose type is the DeploymentStrategy parameter, rolled back by alarms on the new
+    version's errors and latency; and a reserved-concurrency parameter of its own (0 = unreserved)."""
+    v: list[str] = []
+    params = t.get("Parameters") or {}
+    strategy = params.get("DeploymentStrategy") or {}
+    if "AllAtOnce" not in (strategy.get("AllowedValues") or []) or not str(strategy.get("Default", "")).startswith(
+        "Canary"
+    ):
+        v.append("DeploymentStrategy must default to a canary and allow AllAtOnce")
+    for fn, res in resources_of(t, "AWS::Serverless::Function").items():
+        p = res.get("Properties") or {}
+        if p.get("AutoPublishAlias") != "live":
+            v.append(f"{fn}: AutoPublishAlias is not 'live' (events must invoke the alias)")
+        pref = p.get("DeploymentPreference") or {}
+        if pref.get("Type") != {"Ref": "DeploymentStrategy"}:
+            v.append(f"{fn}: DeploymentPreference.Type is not the DeploymentStrategy parameter")
+        if pref.get("Enabled") not in (None, True):
+            v.append(f"{fn}: DeploymentPreference is disabled")
+        metrics = set()
+        for alarm in pref.get("Alarms") or []:
+            metric, problems = _rollback_alarm_violations(t, fn, ref_name(alarm))
+            metrics.add(metric)
+            v += problems
+        if not {"Errors", "Duration"} <= metrics:
+            got = sorted(map(str, metrics))
+            v.append(f"{fn}: rollback alarms must cover the new version's Errors and Duration (got {got})")
+        reserved = p.get("ReservedConcurrentExecutions")
+        if not (isinstance(reserved, dict) and "Fn::If" in reserved):
+            v.append(f"{fn}: ReservedConcurrentExecutions is not a Fn::If on its own parameter (0 = unreserved)")
+            continue
+        cond, when_true, when_false = reserved["Fn::If"]
+        param = ref_name(when_true)
+        spec = params.get(param or "") or {}
+        if spec.get("Type") != "Number" or str(spec.get("Default")) != "0" or spec.get("MinValue") != 0:
+            v.append(f"{fn}: concurrency parameter {param!r} is not a Number defaulting to 0 (unreserved)")
+        if when_false != {"Ref": "AWS::NoValue"}:
+            v.append(f"{fn}: concurrency 0 must leave the function unreserved (AWS::NoValue), not throttle it")
+        if (t.get("Conditions") or {}).get(cond) != {"Fn::Not": [{"Fn::Equals": [{"Ref": param}, "0"]}]}:
+            v.append(f"{fn}: condition {cond} is not 'parameter {param} != 0'")
+    return v
+
+
+def check_encryption(t: dict[str, Any]) -> list[str]:
+    """The alarm topic under a key CloudWatch may use; KmsKeyArn (when given) on the functions'
+    environment and every log group."""
+    v: list[str] = []
+    use_kms = {"Fn::If": ["UseKms", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    key = ref_name(props(t, "AlarmTopic").get("KmsMasterKeyId"))
+    if key not in resources_of(t, "AWS::KMS::Key"):
+        v.append("AlarmTopic is not encrypted with a customer-managed key of the template")
+    else:
+        kp = props(t, key)
+        principals = [
+            (s.get("Principal") or {}).get("Service") for s in (kp.get("KeyPolicy") or {}).get("Statement") or []
+        ]
+        if "cloudwatch.amazonaws.com" not in principals:
+            v.append(f"{key}: CloudWatch alarms may not use the key (notifications would be dropped)")
+        if kp.get("EnableKeyRotation") is not True:
+            v.append(f"{key}: key rotation is off")
+    if ((t.get("Globals") or {}).get("Function") or {}).get("KmsKeyArn") != use_kms:
+        v.append("Globals.Function.KmsKeyArn is not the optional KmsKeyArn")
+    for group in resources_of(t, "AWS::Logs::LogGroup"):
+        if props(t, group).get("KmsKeyId") != use_kms:
+            v.append(f"{group}: KmsKeyId is not the optional KmsKeyArn")
+    return v
+
+
 def check_parameters_and_outputs(t: dict[str, Any]) -> list[str]:
     v: list[str] = []
     params = t.get("Parameters") or {}
@@ -516,6 +604,7 @@ ALL_CHECKS: list[Callable[[dict[str, Any]], list[str]]] = [
     check_stream,
     check_alarms,
     check_least_privilege,
+    check_encryption,
     check_parameters_and_outputs,
 ]
 
@@ -643,6 +732,36 @@ def _wildcard_resource(t: dict[str, Any]) -> None:
     stmts.append({"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"})
 
 
+def _stream_without_alias(t: dict[str, Any]) -> None:
+    del props(t, STREAM_FUNCTION)["AutoPublishAlias"]
+
+
+def _all_at_once_hard_coded(t: dict[str, Any]) -> None:
+    props(t, "RestApiFunction")["DeploymentPreference"]["Type"] = "AllAtOnce"
+
+
+def _rollback_on_the_whole_function(t: dict[str, Any]) -> None:
+    dims = props(t, "GraphqlApiFunctionCanaryErrorsAlarm")["Dimensions"]
+    dims[:] = [d for d in dims if d["Name"] == "FunctionName"]
+
+
+def _no_latency_rollback(t: dict[str, Any]) -> None:
+    alarms = props(t, STREAM_FUNCTION)["DeploymentPreference"]["Alarms"]
+    alarms[:] = [a for a in alarms if a != {"Ref": "StreamProcessorFunctionCanaryLatencyAlarm"}]
+
+
+def _concurrency_zero_throttles(t: dict[str, Any]) -> None:
+    props(t, "RestApiFunction")["ReservedConcurrentExecutions"] = {"Ref": "RestApiReservedConcurrency"}
+
+
+def _unencrypted_alarm_topic(t: dict[str, Any]) -> None:
+    del props(t, "AlarmTopic")["KmsMasterKeyId"]
+
+
+def _log_group_ignores_kms(t: dict[str, Any]) -> None:
+    del props(t, "HttpApiAccessLogGroup")["KmsKeyId"]
+
+
 MUTATIONS = [
     (_drop_authorizer, check_routes, "POST /v1/sessions/{session_id}/messages is not behind"),
     (_drop_default_authorizer, check_routes, "no DefaultAuthorizer"),
@@ -660,6 +779,8 @@ MUTATIONS = [
     (_stream_reads_idempotency, check_least_privilege, "StreamProcessorFunction may"),
     (_stream_role_names_idempotency, check_least_privilege, "StreamProcessorFunction may"),
     (_wildcard_resource, check_least_privilege, "on Resource '*'"),
+    (_unencrypted_alarm_topic, check_encryption, "AlarmTopic is not encrypted"),
+    (_log_group_ignores_kms, check_encryption, "HttpApiAccessLogGroup: KmsKeyId"),
 ]
 
 
