@@ -73,6 +73,7 @@ PARAMETER_DEFAULTS = {
     "Tracing": "Disabled",
     "KmsKeyArn": "",
     "EnableSnapStart": "false",
+    "DeploymentStrategy": "Canary10Percent5Minutes",
     "GraphqlApiReservedConcurrency": 0,
     "RestApiReservedConcurrency": 0,
     "StreamProcessorReservedConcurrency": 0,
@@ -604,6 +605,7 @@ ALL_CHECKS: list[Callable[[dict[str, Any]], list[str]]] = [
     check_stream,
     check_alarms,
     check_least_privilege,
+    check_safe_deployments,
     check_encryption,
     check_parameters_and_outputs,
 ]
@@ -779,6 +781,11 @@ MUTATIONS = [
     (_stream_reads_idempotency, check_least_privilege, "StreamProcessorFunction may"),
     (_stream_role_names_idempotency, check_least_privilege, "StreamProcessorFunction may"),
     (_wildcard_resource, check_least_privilege, "on Resource '*'"),
+    (_stream_without_alias, check_safe_deployments, "StreamProcessorFunction: AutoPublishAlias"),
+    (_all_at_once_hard_coded, check_safe_deployments, "RestApiFunction: DeploymentPreference.Type"),
+    (_rollback_on_the_whole_function, check_safe_deployments, "does not watch the new version only"),
+    (_no_latency_rollback, check_safe_deployments, "Errors and Duration"),
+    (_concurrency_zero_throttles, check_safe_deployments, "RestApiFunction: ReservedConcurrentExecutions"),
     (_unencrypted_alarm_topic, check_encryption, "AlarmTopic is not encrypted"),
     (_log_group_ignores_kms, check_encryption, "HttpApiAccessLogGroup: KmsKeyId"),
 ]
