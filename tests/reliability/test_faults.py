@@ -1,5 +1,5 @@
 """Faults, in process (moto): DynamoDB throttling and transient errors injected at the HTTP layer of the
-boto3 client (chatkeep.faults), so botocore's standard retry mode handles them exactly as in AWS.
+boto3 client (chatkeep_local.faults), so botocore's standard retry mode handles them exactly as in AWS.
 
 - the API retries with backoff, then answers SERVICE_UNAVAILABLE (GraphQL) / 503 + Retry-After (REST),
   and nothing is half-written (every table scanned before and after);
@@ -57,7 +57,7 @@ def client(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def _inject(client: Any, *rules: Any) -> Any:
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     return faults.inject(client, list(rules))
 
@@ -82,7 +82,7 @@ def _post(sid: int, text: str, who: dict[str, str] = ALICE) -> dict[str, Any]:
                                   "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
                                   "EndpointConnectionError"])
 def test_botocore_standard_mode_retries_with_backoff(client: Any, sleeps: list[float], code: str) -> None:
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     plan = _inject(client, faults.Rule("TransactWriteItems", code=code, times=2))
     sid = _session("retried")
@@ -110,7 +110,7 @@ MUTATIONS = {
 @pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "InternalServerError"])
 def test_persistent_faults_answer_service_unavailable_and_write_nothing(
         client: Any, sleeps: list[float], operation: str, code: str) -> None:
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     sid = _session("before the outage")
     assert "errors" not in _post(sid, "kept")
@@ -132,7 +132,7 @@ def test_persistent_faults_answer_service_unavailable_and_write_nothing(
 def test_a_5xx_with_an_unknown_code_is_service_unavailable_not_masked(client: Any, sleeps: list[float]) -> None:
     """Seen under load through chatkeep dev: the emulator's HTML 500 has no DynamoDB error code. botocore
     retries it (5xx); what is left must be SERVICE_UNAVAILABLE (retry), not INTERNAL_SERVER_ERROR."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     plan = _inject(client, faults.Rule("TransactWriteItems", code="InternalFailure", status=500))
     _, body, raw = gql("mutation{createTodoChatSession(data:{todoId: 1}){id}}", claims_=ALICE)
@@ -145,7 +145,7 @@ def test_a_write_whose_answer_was_lost_is_not_written_twice(client: Any, operati
     """Seen in the load test: under load a TransactWriteItems outlived the client's read timeout after it
     was applied; botocore sent it again, the conditional Put refused the (same) new id, the service took it
     for an id collision and wrote the message a second time under a fresh id."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     sid = _session("target")
     before = snapshot(client)
@@ -165,7 +165,7 @@ def test_a_write_whose_answer_was_lost_is_not_written_twice(client: Any, operati
 def test_a_lost_answer_to_a_first_post_in_a_channel_writes_one_session_and_one_message(client: Any) -> None:
     """Given a channel, when the transaction that creates a session with its first message is applied but its
     answer is lost (botocore sends it again), then the client gets 201 and exactly one of each was written."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     _, channel, _ = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
     before = snapshot(client)
@@ -183,7 +183,7 @@ def test_a_fault_between_the_steps_of_a_starter_session_leaves_a_consistent_stat
         client: Any, sleeps: list[float]) -> None:
     """The starter session is written in steps (home container, then pointer + session in one transaction).
     The transaction fails for good: the retry afterwards finds one home and creates exactly one starter."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     plan = _inject(client, faults.Rule("TransactWriteItems"))
     _, body, _ = gql("{getOrCreateUserStartTodoChatSession{id}}", claims_=ALICE)
@@ -199,7 +199,7 @@ def test_a_fault_between_the_steps_of_a_starter_session_leaves_a_consistent_stat
 
 
 def test_rest_answers_503_with_retry_after_and_writes_nothing(client: Any, sleeps: list[float]) -> None:
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     status, body, raw = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
     assert status == 201, raw
@@ -232,7 +232,7 @@ def test_rest_answers_503_with_retry_after_and_writes_nothing(client: Any, sleep
 def test_rest_post_to_channel_that_fails_after_creating_the_session(client: Any, sleeps: list[float]) -> None:
     """POST /v1/channels/{id}/messages without session_id creates the session with its first message. When
     that write fails for good, the client gets a 503 and no session is left behind for the retry to duplicate."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     status, body, raw = call_rest(rest_event("POST", "/v1/channels", claims_=ALICE, body={"name": "c"}))
     channel = body["id"]
@@ -252,7 +252,7 @@ def test_rest_post_to_channel_that_fails_after_creating_the_session(client: Any,
 def test_a_transaction_cancelled_by_a_concurrent_write_is_a_503_not_a_500(client: Any, write: str) -> None:
     """botocore does not retry a cancelled transaction: a TransactionConflict reason (another transaction held
     one of the items) must reach the caller as 'retry', whichever write it cancelled."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     ops = claims("ops", "ws1", scope=SERVICE_SCOPE)
     # Given an agent, a channel and a session
@@ -315,10 +315,11 @@ def _count(client: Any, sid: int) -> int | None:
 
 def test_stream_failure_is_reported_retried_then_dead_lettered_nothing_else_lost(
         client: Any, sleeps: list[float], tmp_path: Any) -> None:
-    from chatkeep import faults, settings
+    from chatkeep import settings
     from chatkeep.repository import keys
     from chatkeep.repository.stream_store import StreamReader
     from chatkeep.stream.processor import CoalescingBatchProcessor, handle
+    from chatkeep_local import faults
 
     good, bad, late = _session("good"), _session("bad"), _session("late")
     reader = StreamReader(settings.get_settings().chat_table_name, dynamodb_client=client)
@@ -360,8 +361,9 @@ def test_stream_failure_is_reported_retried_then_dead_lettered_nothing_else_lost
 
 
 def test_transient_stream_fault_is_absorbed_by_retries(client: Any, sleeps: list[float], tmp_path: Any) -> None:
-    from chatkeep import faults, settings
+    from chatkeep import settings
     from chatkeep.repository.stream_store import StreamReader
+    from chatkeep_local import faults
 
     sids = [_session(f"s{n}") for n in range(3)]
     for sid in sids:
@@ -476,7 +478,7 @@ def test_delete_racing_posts_leaves_no_orphan_after_the_cascade(client: Any) -> 
 @pytest.mark.parametrize("who", [claims("ops", "ws1", scope=SERVICE_SCOPE)])
 def test_throttled_delete_many_deletes_nothing_then_everything(client: Any, sleeps: list[float],
                                                                who: dict[str, str]) -> None:
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     sids = [_session(f"d{n}") for n in range(30)]
     before = snapshot(client)
@@ -494,7 +496,7 @@ def test_throttled_delete_many_deletes_nothing_then_everything(client: Any, slee
 def test_delete_many_counts_right_when_the_answer_to_its_delete_was_lost(client: Any) -> None:
     """Given three sessions, when the BatchWriteItem that deletes them is applied but its answer is lost
     (botocore sends it again), then all three are gone and the count says 3 (the batch path's reason)."""
-    from chatkeep import faults
+    from chatkeep_local import faults
 
     sids = [_session(f"s{i}") for i in range(3)]
     lost = faults.lose_responses(client, "BatchWriteItem")
@@ -506,9 +508,10 @@ def test_delete_many_counts_right_when_the_answer_to_its_delete_was_lost(client:
 
 def test_a_poisoned_session_does_not_hold_back_the_sessions_after_it(client: Any, sleeps: list[float],
                                                                       tmp_path: Any) -> None:
-    from chatkeep import faults, settings
+    from chatkeep import settings
     from chatkeep.repository import keys
     from chatkeep.repository.stream_store import StreamReader
+    from chatkeep_local import faults
 
     bad, late = _session("bad"), _session("late")
     reader = StreamReader(settings.get_settings().chat_table_name, dynamodb_client=client)

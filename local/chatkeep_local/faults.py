@@ -1,4 +1,4 @@
-"""Fault injection for DynamoDB, for tests and chaos drills (never enabled by the deployed handlers).
+"""Fault injection for DynamoDB, for tests and chaos drills (local only: never part of the deployed layer).
 
 `inject(client, rules)` hooks a boto3 DynamoDB client's `before-send` event: a matching attempt never
 reaches DynamoDB and gets the error response DynamoDB would send (HTTP 400 throttling JSON, 500/503), or a
@@ -7,7 +7,8 @@ in chatkeep.aws) sees it exactly as it would see the real thing: retries with ba
 repository turns what is left into ServiceUnavailable. Works for the API (the cached chatkeep.aws client)
 and the stream function (same client), in process and under moto (registered before moto's own hook).
 
-    from chatkeep import aws, faults
+    from chatkeep import aws
+    from chatkeep_local import faults
     plan = faults.inject(aws.dynamodb(), [faults.Rule("TransactWriteItems", times=2)])
     ...  # 2 throttled attempts, then the real call
     plan.attempts["TransactWriteItems"]  # 3
