@@ -82,8 +82,8 @@ class World:
 
     def __init__(self) -> None:
         from chatkeep import aws
-        from chatkeep.repository.stream_store import StreamReader
         from chatkeep.settings import get_settings
+        from chatkeep_local.stream_reader import StreamReader
 
         self.client = aws.dynamodb()
         self.counter = RequestCounter()

@@ -95,10 +95,10 @@ def run_scenario(name: str, messages: int, sessions: int, unique_words: bool, se
     from chatkeep.repository import keys
     from chatkeep.repository.codec import from_item, to_av
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep.service import ChatService
     from chatkeep.settings import get_settings, reset_settings
     from chatkeep.stream import processor as stream_processor
+    from chatkeep_local.stream_reader import StreamReader
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 

@@ -42,9 +42,9 @@ def record() -> dict[str, list[dict[str, Any]]]:
     from chatkeep.repository import keys
     from chatkeep.repository.codec import to_av
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep.service import ChatService
     from chatkeep.settings import get_settings, reset_settings
+    from chatkeep_local.stream_reader import StreamReader
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 

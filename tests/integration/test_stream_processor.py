@@ -22,12 +22,13 @@ from chatkeep.repository import keys
 from chatkeep.repository.codec import from_item, to_av
 from chatkeep.repository.dynamodb import DynamoDBChatRepository
 from chatkeep.repository.search_index import SearchIndex
-from chatkeep.repository.stream_store import StreamReader, StreamStore
+from chatkeep.repository.stream_store import StreamStore
 from chatkeep.service import ChatService
 from chatkeep.settings import get_settings
 from chatkeep.stream import processor as stream_processor
 from chatkeep.stream.processor import CoalescingBatchProcessor, handle
 from chatkeep_local.harness import LambdaContext, declared_handler
+from chatkeep_local.stream_reader import StreamReader
 
 from tests.conftest import emf_lines
 

@@ -317,9 +317,9 @@ def test_stream_failure_is_reported_retried_then_dead_lettered_nothing_else_lost
         client: Any, sleeps: list[float], tmp_path: Any) -> None:
     from chatkeep import settings
     from chatkeep.repository import keys
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep.stream.processor import CoalescingBatchProcessor, handle
     from chatkeep_local import faults
+    from chatkeep_local.stream_reader import StreamReader
 
     good, bad, late = _session("good"), _session("bad"), _session("late")
     reader = StreamReader(settings.get_settings().chat_table_name, dynamodb_client=client)
@@ -362,8 +362,8 @@ def test_stream_failure_is_reported_retried_then_dead_lettered_nothing_else_lost
 
 def test_transient_stream_fault_is_absorbed_by_retries(client: Any, sleeps: list[float], tmp_path: Any) -> None:
     from chatkeep import settings
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep_local import faults
+    from chatkeep_local.stream_reader import StreamReader
 
     sids = [_session(f"s{n}") for n in range(3)]
     for sid in sids:
@@ -454,7 +454,7 @@ def test_posts_racing_an_expiry_never_land_after_it(client: Any, clock_offset: A
 def test_delete_racing_posts_leaves_no_orphan_after_the_cascade(client: Any) -> None:
     from chatkeep import settings
     from chatkeep.repository import keys
-    from chatkeep.repository.stream_store import StreamReader
+    from chatkeep_local.stream_reader import StreamReader
 
     sid = _session("doomed title words")
     keep = _session("kept")
@@ -510,8 +510,8 @@ def test_a_poisoned_session_does_not_hold_back_the_sessions_after_it(client: Any
                                                                       tmp_path: Any) -> None:
     from chatkeep import settings
     from chatkeep.repository import keys
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep_local import faults
+    from chatkeep_local.stream_reader import StreamReader
 
     bad, late = _session("bad"), _session("late")
     reader = StreamReader(settings.get_settings().chat_table_name, dynamodb_client=client)

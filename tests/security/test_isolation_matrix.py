@@ -52,9 +52,9 @@ def world(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> World:
     """alice (ws1) owns todo TODO with three sessions (titles, metadata, a message) and a starter session;
     ws1 has an agent 'helper'. The stream has been delivered (counts, search index)."""
     from chatkeep import aws
-    from chatkeep.repository.stream_store import StreamReader
     from chatkeep.settings import get_settings
     from chatkeep.stream import processor
+    from chatkeep_local.stream_reader import StreamReader
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     processor.reset()

@@ -13,11 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chatkeep import aws
 from chatkeep.repository import keys
-from chatkeep.repository.batch import BATCH_WRITE_LIMIT, TableAccess
+from chatkeep.repository.batch import TableAccess
 from chatkeep.repository.codec import attr_value, from_av, to_av
-from chatkeep.settings import get_settings
 
 SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits
 MAX_COUNT_ATTEMPTS = 4
@@ -214,109 +212,6 @@ class StreamStore(TableAccess):
         return True
 
 
-class StreamReader:
-    """Reads a table's stream through the DynamoDB Streams API and shapes the records as Lambda delivers
-    them (tests, the benchmark, recording sample events; Lambda's event source mapping does this in AWS).
-
-    The client is built with the classic regional endpoint (`streams.dynamodb.{region}.amazonaws.com`)
-    or the configured DynamoDB endpoint: botocore >= 1.40 resolves DescribeStream/GetRecords calls that
-    carry a StreamArn to the account-based `{account}.streams-ddb.{region}` host, which moto's request
-    router does not know (it answers 404 "Not yet implemented")."""
-
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any | None = None,
-        dynamodb_client: Any | None = None,
-    ) -> None:
-        settings = get_settings()
-        self.table_name = table_name
-        self.region = region or settings.aws_region
-        self._ddb = dynamodb_client
-        if client is None:
-            import boto3  # deferred: only tests and tools read streams this way
-
-            url = (
-                endpoint_url
-                or settings.dynamodb_endpoint_url
-                or f"https://streams.dynamodb.{self.region}.amazonaws.com"
-            )
-            client = boto3.client("dynamodbstreams", region_name=self.region, endpoint_url=url)
-        self.client = client
-        self._positions: dict[str, str] = {}  # shard id -> last sequence number read
-        self._arn: str | None = None
-
-    @property
-    def stream_arn(self) -> str:
-        if self._arn is None:
-            ddb = self._ddb or aws.dynamodb()
-            self._arn = ddb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
-        return self._arn
-
-    def read_new(self) -> list[dict[str, Any]]:
-        """Every record written since the previous call (all of them on the first), Lambda-shaped,
-        shards in lineage order (parents first), each shard in sequence order."""
-        description = self.client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
-        shards = description.get("Shards", [])
-        by_id = {s["ShardId"]: s for s in shards}
-        ordered: list[dict[str, Any]] = []
-        seen: set[str] = set()
-
-        def visit(shard: dict[str, Any]) -> None:
-            if shard["ShardId"] in seen:
-                return
-            seen.add(shard["ShardId"])
-            parent = by_id.get(shard.get("ParentShardId") or "")
-            if parent is not None:
-                visit(parent)
-            ordered.append(shard)
-
-        for shard in shards:
-            visit(shard)
-        out: list[dict[str, Any]] = []
-        for shard in ordered:
-            sid = shard["ShardId"]
-            kwargs: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": sid}
-            if sid in self._positions:
-                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=self._positions[sid])
-            else:
-                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-            iterator = self.client.get_shard_iterator(**kwargs)["ShardIterator"]
-            while iterator:
-                page = self.client.get_records(ShardIterator=iterator, Limit=1000)
-                records = page.get("Records", [])
-                if not records:
-                    break
-                for record in records:
-                    out.append(lambda_record(record, self.stream_arn))
-                    self._positions[sid] = record["dynamodb"]["SequenceNumber"]
-                iterator = page.get("NextShardIterator")
-        return out
-
-
-def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record -> the shape of a record in a Lambda DynamoDB Streams event."""
-    ddb = dict(record["dynamodb"])
-    created = ddb.get("ApproximateCreationDateTime")
-    if created is not None and hasattr(created, "timestamp"):
-        ddb["ApproximateCreationDateTime"] = int(created.timestamp())
-    out: dict[str, Any] = {
-        "eventID": record["eventID"],
-        "eventName": record["eventName"],
-        "eventVersion": "1.1",  # what Lambda delivers for DynamoDB streams
-        "eventSource": "aws:dynamodb",
-        "awsRegion": record.get("awsRegion", stream_arn.split(":")[3] if stream_arn.count(":") > 3 else ""),
-        "dynamodb": ddb,
-        "eventSourceARN": stream_arn,
-    }
-    if record.get("userIdentity"):
-        out["userIdentity"] = record["userIdentity"]
-    return out
-
-
 def _mid_from_sk(sk: str) -> int | None:
     # M#{created_at}#{mid:010d}
     tail = sk.rsplit("#", 1)[-1]
@@ -324,13 +219,10 @@ def _mid_from_sk(sk: str) -> int | None:
 
 
 __all__ = [
-    "BATCH_WRITE_LIMIT",
     "CountRecord",
     "CountResult",
     "MessageRef",
-    "StreamReader",
     "StreamStore",
-    "lambda_record",
     "pad_seq",
     "parse_starter_key",
 ]
