@@ -19,6 +19,7 @@ from chatkeep import aws, clock
 from chatkeep.auth import Principal
 from chatkeep.observability import metrics
 from chatkeep.repository import keys
+from chatkeep.repository.batch import UnwrittenItems
 from chatkeep.repository.codec import from_item, to_av
 from chatkeep.repository.dynamodb import DynamoDBChatRepository
 from chatkeep.repository.search_index import SearchIndex
@@ -101,6 +102,45 @@ def harness(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]
     stream_processor.reset()
 
 
+class CountFailsFor(StreamStore):
+    """The count update of one session fails (as a DynamoDB error on its UpdateItem would)."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__()
+        self.session_id = session_id
+
+    def apply_message_counts(self, workspace_id: str, session_id: int, records: Any) -> Any:
+        if session_id == self.session_id:
+            raise RuntimeError("injected failure")
+        return super().apply_message_counts(workspace_id, session_id, records)
+
+
+class IndexFailsFor(SearchIndex):
+    """BatchWriteItem leaves one session's index entries unwritten; the others land (UnwrittenItems names
+    what was left, as after DynamoDB's UnprocessedItems outlast the retries)."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__()
+        self.session_id = session_id
+
+    def write(self, puts: Any = (), deletes: Any = ()) -> int:
+        puts, deletes = list(puts), list(deletes)
+        lost = [{"PutRequest": {"Item": e.item()}} for e in puts if e.session_id == self.session_id]
+        lost += [{"DeleteRequest": {"Key": e.key()}} for e in deletes if e.session_id == self.session_id]
+        calls = super().write(puts=[e for e in puts if e.session_id != self.session_id],
+                              deletes=[e for e in deletes if e.session_id != self.session_id])
+        if lost:
+            raise UnwrittenItems(self.table_name, lost, "injected failure")
+        return calls
+
+
+def failing_session(session_id: int, phase: str) -> CoalescingBatchProcessor:
+    """A processor whose work for one session fails in `phase` ("count" or "index")."""
+    if phase == "count":
+        return CoalescingBatchProcessor(store=CountFailsFor(session_id))
+    return CoalescingBatchProcessor(index=IndexFailsFor(session_id))
+
+
 def seqs(records: list[dict]) -> list[str]:
     return [r["dynamodb"]["SequenceNumber"] for r in records]
 
@@ -170,11 +210,7 @@ def test_failure_in_the_middle_reports_the_suffix_and_the_replay_is_exact(harnes
                  if r["dynamodb"]["Keys"]["pk"]["S"] == victim_pk and r["eventName"] == "INSERT")
     assert 0 < first < len(records) - 1
 
-    def inject(key: tuple[str, int], at: str) -> None:
-        if key[1] == victim and at == phase:
-            raise RuntimeError("injected failure")
-
-    response = harness.deliver(records, CoalescingBatchProcessor(fail_session=inject))
+    response = harness.deliver(records, failing_session(victim, phase))
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert failed == seqs(records[first:])  # exactly the failed record and every one after it
     if phase == "count":  # nothing of the victim was counted (its update is one conditional write)
@@ -194,12 +230,8 @@ def test_failure_at_every_position(harness: Harness):
     """For every session as the victim and a later re-delivery of the reported suffix: exact."""
     expected, records = build_history(harness)
     for victim in expected:
-        def inject(key: tuple[str, int], at: str, victim: int = victim) -> None:
-            if key[1] == victim and at == "count":
-                raise RuntimeError("injected")
-
         try:
-            response = harness.deliver(records, CoalescingBatchProcessor(fail_session=inject))
+            response = harness.deliver(records, failing_session(victim, "count"))
             failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
             start = min(int(s) for s in failed)
         except Exception:  # the whole batch failed (the victim owns the first record): Lambda retries all
@@ -367,14 +399,10 @@ def test_poison_session_dead_lettered_does_not_lose_healthy_sessions(harness: Ha
         h.service.post_message(h.user, late.id, content=f"late {n}")
     records = h.reader.read_new()
 
-    def poison(key: tuple[str, int], at: str) -> None:
-        if key[1] == bad.id:
-            raise RuntimeError("poison")
-
     def attempt(batch: list[dict]) -> None:
         # BatchProcessingError when the whole batch failed: Lambda bisects (below)
         with contextlib.suppress(Exception):
-            h.deliver(batch, CoalescingBatchProcessor(fail_session=poison))
+            h.deliver(batch, failing_session(bad.id, "count"))
 
     attempt(records)  # whole batch fails (bad owns the first record)
     half = len(records) // 2

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,19 +150,10 @@ class BatchStats:
 class CoalescingBatchProcessor(BatchProcessor):
     """A Powertools BatchProcessor whose `process()` coalesces the work of the batch per session."""
 
-    def __init__(
-        self,
-        store: StreamStore | None = None,
-        index: SearchIndex | None = None,
-        *,
-        fail_session: Callable[[SessionKey, str], None] | None = None,
-    ) -> None:
+    def __init__(self, store: StreamStore | None = None, index: SearchIndex | None = None) -> None:
         super().__init__(event_type=EventType.DynamoDBStreams)
         self._store = store
         self._index = index
-        # Test seam: called before each phase of a session's work ("cascade", "count", "index");
-        # raising from it fails that session (failure injection over real stream records).
-        self.fail_session = fail_session
         self.stats = BatchStats()
 
     @property
@@ -249,10 +239,8 @@ class CoalescingBatchProcessor(BatchProcessor):
                 continue
             try:
                 if plan.remove is not None:
-                    self._check(plan, "cascade")
                     self._cascade(plan)
                 if plan.messages:
-                    self._check(plan, "count")
                     result = self.store.apply_message_counts(
                         plan.workspace_id,
                         plan.session_id,
@@ -268,11 +256,6 @@ class CoalescingBatchProcessor(BatchProcessor):
         owner: dict[tuple[str, str], SessionPlan] = {}
         for plan in plans:
             if not in_play(plan):
-                continue
-            try:
-                self._check(plan, "index")
-            except Exception as exc:
-                fail(plan, exc)
                 continue
             session_puts, session_deletes = title_writes(plan)
             if plan.messages and plan.container_id is not None:
@@ -295,10 +278,6 @@ class CoalescingBatchProcessor(BatchProcessor):
                 if plan.key in unwritten and plan.key not in failed_keys:
                     fail(plan, exc)
         return failed
-
-    def _check(self, plan: SessionPlan, phase: str) -> None:
-        if self.fail_session is not None:
-            self.fail_session(plan.key, phase)
 
     def _cascade(self, plan: SessionPlan) -> None:
         """Delete what names a removed session: its index entries (derived from its messages and titles,
