@@ -96,16 +96,15 @@ def run_scenario(name: str, messages: int, sessions: int, unique_words: bool, se
     from chatkeep.repository.codec import from_item, to_av
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
     from chatkeep.service import ChatService
-    from chatkeep.settings import get_settings, reset_settings
+    from chatkeep.settings import get_settings
     from chatkeep.stream import processor as stream_processor
+    from chatkeep_local.harness import reset_caches
     from chatkeep_local.stream_reader import StreamReader
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 
     rng = random.Random(seed)
-    reset_settings()
-    aws.reset_clients()
-    stream_processor.reset()
+    reset_caches()
     with mock_aws():
         client = aws.dynamodb()
         create_tables(client, load_template(ROOT / "template.yaml"))
@@ -154,8 +153,7 @@ def run_scenario(name: str, messages: int, sessions: int, unique_words: bool, se
             item = client.get_item(TableName=settings.chat_table_name,
                                    Key={"pk": to_av(keys.session_pk("wsb", sid)), "sk": to_av("S")})["Item"]
             counted += from_item(item).get("message_count", 0)
-    aws.reset_clients()
-    stream_processor.reset()
+    reset_caches()
     writes = sum(per_batch)
     return {
         "scenario": name,

@@ -43,13 +43,13 @@ def record() -> dict[str, list[dict[str, Any]]]:
     from chatkeep.repository.codec import to_av
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
     from chatkeep.service import ChatService
-    from chatkeep.settings import get_settings, reset_settings
+    from chatkeep.settings import get_settings
+    from chatkeep_local.harness import reset_caches
     from chatkeep_local.stream_reader import StreamReader
     from chatkeep_local.template import create_tables, load_template
     from moto import mock_aws
 
-    reset_settings()
-    aws.reset_clients()
+    reset_caches()
     with mock_aws():
         client = aws.dynamodb()
         create_tables(client, load_template(ROOT / "template.yaml"))
@@ -82,7 +82,7 @@ def record() -> dict[str, list[dict[str, Any]]]:
         ttl = only(reader.read_new(), "REMOVE", "S")
         ttl[0]["userIdentity"] = dict(TTL_IDENTITY)
         events["dynamodb_ttl_remove_session"] = ttl
-    aws.reset_clients()
+    reset_caches()
     return events
 
 

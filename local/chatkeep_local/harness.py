@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 import uuid
 from collections import Counter
@@ -15,19 +16,25 @@ from typing import Any
 REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"  # the tests' and benchmarks' template
 
 
+# Every chatkeep module that caches what it built from the environment (settings, clients, what holds them), each
+# with one documented reset(). tests/unit/test_module_resets.py keeps this list complete.
+CACHING_MODULES = (
+    "chatkeep.settings",
+    "chatkeep.aws",
+    "chatkeep.service",
+    "chatkeep.graphql.server",
+    "chatkeep.rest.idempotency",
+    "chatkeep.stream.processor",
+)
+
+
 def reset_caches() -> None:
-    """Forget settings, clients and the services built from them (after the environment changed)."""
-    from chatkeep.aws import reset_clients
-    from chatkeep.settings import reset_settings
-
-    reset_settings()
-    reset_clients()
-    from chatkeep.service import default_service
-
-    default_service.cache_clear()
-    from chatkeep.stream import processor
-
-    processor.reset()
+    """Forget settings, clients and what was built from them (after the environment changed). A module that is
+    not imported yet has nothing to forget."""
+    for name in CACHING_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:
+            module.reset()
 
 
 @functools.cache

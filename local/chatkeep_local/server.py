@@ -20,6 +20,7 @@ from typing import Any
 
 from chatkeep_local import apigw, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
+from chatkeep_local.harness import reset_caches
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.queues import LocalQueues
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
@@ -231,15 +232,7 @@ class LocalRuntime:
             self.clock = clock
         except ImportError:
             log.warning("the chatkeep package is not importable: /_local/clock and TTL use real time")
-        for mod_name, fn in (("chatkeep.settings", "reset_settings"), ("chatkeep.aws", "reset_clients")):
-            mod = sys.modules.get(mod_name)
-            if mod is None:
-                try:
-                    __import__(mod_name)
-                    mod = sys.modules[mod_name]
-                except ImportError:
-                    continue
-            getattr(mod, fn)()
+        reset_caches()
 
     def now(self) -> float:
         return self.clock.now() if self.clock else time.time()

@@ -310,16 +310,16 @@ def test_introspection_is_off_by_default(dynamodb: Any) -> None:
 
 
 def test_introspection_when_enabled(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatkeep.settings import reset_settings
+    from chatkeep import settings as chatkeep_settings
 
     monkeypatch.setenv("ENABLE_INTROSPECTION", "true")
-    reset_settings()
+    chatkeep_settings.reset()
     try:
         status, body, _ = gql("{__schema{queryType{name}}}", claims_=ALICE)
         assert body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
     finally:
         monkeypatch.delenv("ENABLE_INTROSPECTION")
-        reset_settings()
+        chatkeep_settings.reset()
 
 
 @pytest.mark.parametrize("payload", [

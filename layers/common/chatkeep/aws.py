@@ -1,5 +1,5 @@
 """Cached boto3 client factories. Built lazily so cold start pays only for what a request uses,
-and so tests and the local runtime can point them elsewhere (reset_clients())."""
+and so tests and the local runtime can point them elsewhere (reset())."""
 
 from __future__ import annotations
 
@@ -47,5 +47,6 @@ def prewarm() -> bool:
     return True
 
 
-def reset_clients() -> None:
+def reset() -> None:
+    """Forget the clients (tests and the local runtime point chatkeep at another endpoint or region)."""
     client.cache_clear()

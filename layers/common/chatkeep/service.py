@@ -469,7 +469,13 @@ def _desc(stamp: str) -> str:
 
 @lru_cache(maxsize=1)
 def default_service() -> ChatService:
-    """One ChatService per warm container, shared by both APIs (reset_caches() forgets it with the settings)."""
+    """One ChatService per warm container, shared by both APIs."""
     from chatkeep.repository.dynamodb import DynamoDBChatRepository
 
     return ChatService(DynamoDBChatRepository())
+
+
+def reset() -> None:
+    """Forget the shared ChatService (it holds the settings it was built with): tests and the local runtime
+    call it, with the other modules' reset(), when they point chatkeep at other tables."""
+    default_service.cache_clear()

@@ -52,6 +52,6 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
-def reset_settings() -> None:
+def reset() -> None:
     """Forget the cached settings (tests and the local runtime change the environment)."""
     get_settings.cache_clear()

@@ -111,6 +111,14 @@ def _introspection_rules(enabled: bool) -> list:
 _cache = DocumentCache()
 
 
+def reset() -> None:
+    """Forget the validated documents (they were bounded and validated under the settings of their time: depth,
+    cost, introspection): tests and the local runtime call it, with the other modules' reset(), when they
+    change the environment."""
+    global _cache
+    _cache = DocumentCache()
+
+
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "headers": JSON_HEADERS, "body": json.dumps(body, separators=(",", ":"))}
 

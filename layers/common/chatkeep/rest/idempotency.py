@@ -19,7 +19,17 @@ from chatkeep.settings import get_settings
 EXPIRES_AFTER_SECONDS = 24 * 3600
 KEY_PREFIX = "chatkeep-rest"
 
-_layers: dict[tuple[str, int], Any] = {}
+# (config, wrapped _execute), built on the first keyed POST of the container; reset() forgets it.
+_built: tuple[Any, Any] | None = None
+
+
+def reset() -> None:
+    """Forget the persistence layer (it holds the DynamoDB client and the table of the environment it was built
+    in): tests and the local runtime call it, with the other modules' reset(), when they point chatkeep
+    elsewhere."""
+    global _built
+    _built = None
+
 
 def _execute(request: dict[str, Any], run: Callable[[], tuple[int, Any]]) -> dict[str, Any]:
     status, body = run()
@@ -31,29 +41,27 @@ def _mark_replay(response: Any, record: Any) -> Any:
 
 
 def _idempotent() -> tuple[Any, Any]:
-    """(config, wrapped _execute), built once per table and client (tests and the local runtime reset them)."""
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
+    """(config, wrapped _execute), built once per container."""
+    global _built
+    if _built is None:
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
 
-    from chatkeep import aws
+        from chatkeep import aws
 
-    client = aws.client("dynamodb")  # our factory: moto and the local runtime point it elsewhere
-    table = get_settings().idempotency_table_name
-    key = (table, id(client))
-    built = _layers.get(key)
-    if built is None:
-        _layers.clear()
         config = IdempotencyConfig(
             event_key_jmespath="key", payload_validation_jmespath="payload", raise_on_no_idempotency_key=True,
             expires_after_seconds=EXPIRES_AFTER_SECONDS, hash_function="sha256", response_hook=_mark_replay,
         )
-        layer = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
-        built = _layers[key] = (config, idempotent_function(
+        # Our client factory: moto and the local runtime point it elsewhere.
+        layer = DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table_name,
+                                         boto3_client=aws.dynamodb())
+        _built = (config, idempotent_function(
             _execute, data_keyword_argument="request", persistence_store=layer, config=config, key_prefix=KEY_PREFIX))
-    return built
+    return _built
 
 
 def run_once(principal: Principal, route: str, key: str, payload: dict[str, Any],

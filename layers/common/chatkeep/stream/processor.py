@@ -336,7 +336,8 @@ def get_processor() -> CoalescingBatchProcessor:
 
 
 def reset() -> None:
-    """Forget the cached processor (tests and the local runtime swap clients/tables)."""
+    """Forget the cached processor (it holds the tables it was built for): tests and the local runtime swap
+    clients and tables."""
     global _processor
     _processor = None
 
