@@ -45,7 +45,7 @@ def _session_fixture() -> tuple[dict[str, Any], list[dict[str, Any]], int]:
     from chatkeep.models import Message, Role, Session
     from chatkeep.repository import keys
     from chatkeep.repository.codec import to_item
-    from chatkeep.repository.dynamodb import session_to_item
+    from chatkeep.repository.items import session_to_item
 
     now = clock.now()
     stamp = clock.iso(now)

@@ -39,7 +39,7 @@ def seed_others(client: Any, total: int, mine: int) -> None:
 
     from chatkeep import clock
     from chatkeep.models import Session
-    from chatkeep.repository.dynamodb import session_to_item
+    from chatkeep.repository.items import session_to_item
     from chatkeep.settings import get_settings
 
     table = get_settings().chat_table_name

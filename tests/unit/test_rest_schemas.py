@@ -40,8 +40,7 @@ def test_anything_matching_the_pattern_decodes() -> None:
 
 def test_cursor_round_trip() -> None:
     from chatkeep.repository import keys
-    from chatkeep.repository.dynamodb import decode_cursor, encode_cursor
-    from chatkeep.rest.routers.sessions import from_rest_cursor, to_rest_cursor
+    from chatkeep.repository.cursor import decode_cursor, encode_cursor, from_rest_cursor, to_rest_cursor
 
     sid = 123456789
     repo_cursor = encode_cursor(keys.activity_sk("2026-03-19T12:00:00.123Z", sid), sid)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from chatkeep import ids
 from chatkeep.models import Agent, Container, Message, Role, Session
-from chatkeep.rest.common import agent_json, channel_json, message_json, session_json
 from chatkeep.rest.schemas import AgentOut, ChannelOut, MessageOut, SessionOut
+from chatkeep.rest.shaping import agent_json, channel_json, message_json, session_json
 
 STAMP = "2026-03-19T12:00:00.000Z"
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from chatkeep import clock, ids, limits, text
 from chatkeep.auth import Principal
-from chatkeep.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
+from chatkeep.errors import BadInput, Forbidden, NotFound, ServiceUnavailable, SessionClosed, SessionExpired
 from chatkeep.models import (
     Agent,
     BotConfig,
@@ -25,8 +25,7 @@ from chatkeep.models import (
     SessionView,
 )
 from chatkeep.observability import count
-from chatkeep.repository import keys
-from chatkeep.repository.base import IdCollision
+from chatkeep.repository.base import ChatRepository, IdCollision, SessionListing, SessionSearch
 from chatkeep.settings import Settings, get_settings
 
 logger = logging.getLogger("chatkeep.service")
@@ -54,14 +53,30 @@ class FirstMessage:
     message: Message | None = None
 
 
+@dataclass(slots=True)
+class NewSession:
+    """The checked fields of a session to create."""
+    title: str | None
+    agent_id: int | None
+    ui_layout: str
+    metadata: dict[str, Any]
+    initial_context: str | None
+    idle_timeout: int
+
+
 class ChatService:
-    def __init__(self, repo: Any, search_index: Any = None, settings: Settings | None = None) -> None:
+    """The operations both APIs share, and where their policies differ, one entry point per API: GraphQL's todos
+    need not exist before their first session (`create_session`, `list_sessions`, `search_sessions`), REST's
+    channels must (`create_channel_session`, `list_channel_sessions`, `search_channel_sessions`)."""
+
+    def __init__(self, repo: ChatRepository, search_index: SessionSearch | None = None,
+                 settings: Settings | None = None) -> None:
         self.repo = repo
         self._search_index = search_index
         self.settings = settings or get_settings()
 
     @property
-    def search_index(self) -> Any:
+    def search_index(self) -> SessionSearch:
         if self._search_index is None:
             from chatkeep.repository.search_index import SearchIndex
 
@@ -116,49 +131,74 @@ class ChatService:
         container.session_count = self.repo.count_sessions(principal.workspace_id, cid, clock.now())
         return container
 
-    def _container_in_view(self, principal: Principal, container: Container | None,
-                           require_container: bool) -> bool:
-        """For a read of a container's sessions: False when the container was never used (a todo reads as
-        empty), True when the caller may see it; NotFound when it is someone else's, or absent and required."""
+    def _todo_in_view(self, principal: Principal, container: Container | None) -> bool:
+        """GraphQL: a todo need not exist. False when it was never used (it reads as empty), True when the caller
+        may see it; NotFound when it is someone else's."""
         if container is None:
-            if require_container:
-                raise NotFound("channel not found")
             return False
         if not self.visible(principal, container.owner):
-            raise NotFound("channel not found" if require_container else "todo not found")
+            raise NotFound("todo not found")
         return True
+
+    def _channel_in_view(self, principal: Principal, container: Container | None) -> Container:
+        """REST: a channel exists before its sessions. NotFound when it is absent or someone else's."""
+        if container is None or not self.visible(principal, container.owner):
+            raise NotFound("channel not found")
+        return container
 
     # ---------------------------------------------------------------- sessions
 
     def create_session(
         self, principal: Principal, container_id: int, *, title: str | None = None, agent_id: int | None = None,
         ui_layout: str = "DEFAULT", metadata: Any = None, initial_context: str | None = None,
-        idle_timeout: int | None = None, require_container: bool = False, first_message: FirstMessage | None = None,
+        idle_timeout: int | None = None,
     ) -> Session:
-        """GraphQL: the first write claims an unused todo (1 request). REST: the channel must exist
-        and its agent is the default (2 requests). A service principal writing to a user's container
-        creates the session for that user (the container's owner). `first_message` (already checked) is
-        written in the same transaction, so a session made to carry a message never exists without it."""
-        title = limits.check_title(title)
-        metadata = limits.check_metadata(metadata)
-        initial_context = limits.check_text(initial_context, "initial_context", limits.MAX_INITIAL_CONTEXT_BYTES)
-        timeout = limits.check_idle_timeout(idle_timeout) or self.settings.session_idle_timeout_seconds
+        """GraphQL: the first write claims an unused todo (1 request). A service principal writing to a user's
+        todo creates the session for that user (the todo's owner; 2 requests)."""
+        fields = self._new_session(title, agent_id, ui_layout, metadata, initial_context, idle_timeout)
         owner = principal.owner_tag
-        if require_container or principal.is_service:
+        if principal.is_service:
             container = self.repo.get_container(principal.workspace_id, container_id)
-            if self._container_in_view(principal, container, require_container):
+            if self._todo_in_view(principal, container):
+                assert container is not None
                 owner = container.owner
-                if agent_id is None:
-                    agent_id = container.agent_id
+                fields.agent_id = container.agent_id if fields.agent_id is None else fields.agent_id
+        return self._write_session(principal, container_id, owner, fields, None)
+
+    def create_channel_session(
+        self, principal: Principal, container_id: int, *, title: str | None = None, agent_id: int | None = None,
+        metadata: Any = None, initial_context: str | None = None, idle_timeout: int | None = None,
+        first_message: FirstMessage | None = None,
+    ) -> Session:
+        """REST: the channel must exist and its agent is the default (2 requests). A service principal writing to
+        a user's channel creates the session for that user (the channel's owner). `first_message` (already
+        checked) is written in the same transaction, so a session made to carry a message never exists without
+        it."""
+        fields = self._new_session(title, agent_id, "DEFAULT", metadata, initial_context, idle_timeout)
+        channel = self._channel_in_view(principal, self.repo.get_container(principal.workspace_id, container_id))
+        fields.agent_id = channel.agent_id if fields.agent_id is None else fields.agent_id
+        return self._write_session(principal, container_id, channel.owner, fields, first_message)
+
+    def _new_session(self, title: str | None, agent_id: int | None, ui_layout: str, metadata: Any,
+                     initial_context: str | None, idle_timeout: int | None) -> NewSession:
+        """The fields of a new session, checked (before anything is read)."""
+        return NewSession(
+            title=limits.check_title(title), agent_id=agent_id, ui_layout=ui_layout,
+            metadata=limits.check_metadata(metadata),
+            initial_context=limits.check_text(initial_context, "initial_context", limits.MAX_INITIAL_CONTEXT_BYTES),
+            idle_timeout=limits.check_idle_timeout(idle_timeout) or self.settings.session_idle_timeout_seconds)
+
+    def _write_session(self, principal: Principal, container_id: int, owner: str, fields: NewSession,
+                       first_message: FirstMessage | None) -> Session:
         now = clock.now()
         stamp = clock.iso(now)
 
         def attempt() -> Session:
             session = Session(
                 id=ids.new_id(), workspace_id=principal.workspace_id, container_id=container_id, owner=owner,
-                created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=timeout,
-                expires_at_epoch=int(now) + timeout, title=title, agent_id=agent_id, ui_layout=ui_layout,
-                metadata=metadata, initial_context=initial_context,
+                created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=fields.idle_timeout,
+                expires_at_epoch=int(now) + fields.idle_timeout, title=fields.title, agent_id=fields.agent_id,
+                ui_layout=fields.ui_layout, metadata=fields.metadata, initial_context=fields.initial_context,
             )
             session.purge_at = int(session.expires_at_epoch) + self._retention()
             message = None
@@ -166,7 +206,7 @@ class ChatService:
                 message = first_message.message = self._new_message(
                     principal, session, first_message.content, Role.USER, first_message.metadata, stamp)
             self.repo.create_session(session, owner_condition=self.owner_condition(principal),
-                                     agent_id=agent_id, first_message=message)
+                                     agent_id=fields.agent_id, first_message=message)
             return session
 
         session = with_fresh_ids(attempt)
@@ -192,20 +232,39 @@ class ChatService:
         return self._live(principal, self.repo.get_session(principal.workspace_id, sid), clock.now())
 
     def list_sessions(self, principal: Principal, container_id: int, *, limit: int | None = None,
-                      offset: int | None = None, cursor: str | None = None, status: str | None = None,
-                      require_container: bool = False) -> SessionPage:
+                      offset: int | None = None, cursor: str | None = None, status: str | None = None) -> SessionPage:
+        """GraphQL: a todo never used reads as empty. `cursor`: a page's `next_cursor`."""
+        listing, total = self._list(principal, container_id, limit, offset, cursor, status)
+        if not self._todo_in_view(principal, listing.container):
+            return SessionPage([], 0, False, None)
+        return SessionPage(listing.sessions, total(), listing.has_more, listing.next_cursor)
+
+    def list_channel_sessions(self, principal: Principal, container_id: int, *, limit: int | None = None,
+                              cursor: str | None = None, status: str | None = None) -> SessionPage:
+        """REST: NotFound for a channel that does not exist. `cursor`: a page's `next_cursor`."""
+        listing, total = self._list(principal, container_id, limit, None, cursor, status)
+        self._channel_in_view(principal, listing.container)
+        return SessionPage(listing.sessions, total(), listing.has_more, listing.next_cursor)
+
+    def _list(self, principal: Principal, container_id: int, limit: int | None, offset: int | None,
+              cursor: str | None, status: str | None) -> tuple[SessionListing, Callable[[], int]]:
+        """A page of the container's sessions (one Query with the container), and its total count (read only
+        when that Query did not see them all)."""
         limit = limits.check_limit(limit, 20)
         skip = limits.check_offset(offset)
         if status is not None and status not in {s.value for s in SessionStatus}:
             raise BadInput("status must be one of active, expired, closed")
         now = clock.now()
         ws = principal.workspace_id
-        container, sessions, has_more, next_cursor, exact_total = self.repo.list_sessions(
-            ws, container_id, now, skip=skip, limit=limit, status=status, cursor=cursor)
-        if not self._container_in_view(principal, container, require_container):
-            return SessionPage([], 0, False, None)
-        total = exact_total if exact_total is not None else self.repo.count_sessions(ws, container_id, now, status)
-        return SessionPage(sessions, total, has_more, next_cursor)
+        listing = self.repo.list_sessions(ws, container_id, now, skip=skip, limit=limit, status=status,
+                                          cursor=cursor)
+
+        def total() -> int:
+            if listing.exact_total is not None:
+                return listing.exact_total
+            return self.repo.count_sessions(ws, container_id, now, status)
+
+        return listing, total
 
     def update_session(self, principal: Principal, sid: int, *, title: Any = UNSET, agent_id: Any = UNSET,
                        ui_layout: Any = UNSET, metadata: Any = UNSET, container_id: int | None = None) -> Session:
@@ -287,7 +346,6 @@ class ChatService:
                 id=ids.new_id(), workspace_id=ws, container_id=container_id, owner=principal.owner_tag,
                 created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=timeout,
                 expires_at_epoch=int(now) + timeout, title=STARTER_TITLE, agent_id=agent.id if agent else None,
-                starter_key=f"{keys.user_pk(ws, sub)}|{keys.starter_sk(slug)}",
             )
             candidate.purge_at = int(candidate.expires_at_epoch) + self._retention()
             try:
@@ -329,8 +387,6 @@ class ChatService:
         status = session.status(now)
         if status is not SessionStatus.ACTIVE:
             # Same refusal the conditional write would give; saves a doomed transaction.
-            from chatkeep.errors import SessionClosed, SessionExpired
-
             if status is SessionStatus.CLOSED:
                 raise SessionClosed("this session is closed: start a new session")
             raise SessionExpired("this session expired after inactivity: start a new session")
@@ -372,7 +428,7 @@ class ChatService:
         message are one transaction (2 requests with the channel read): a failed post leaves no session."""
         if session_id is None:
             first = FirstMessage(content=limits.check_content(content), metadata=limits.check_metadata(metadata))
-            session = self.create_session(principal, container_id, require_container=True, first_message=first)
+            session = self.create_channel_session(principal, container_id, first_message=first)
             assert first.message is not None  # written with the session
             return first.message, session
         session = self.get_session_only(principal, session_id)
@@ -403,26 +459,41 @@ class ChatService:
     # ---------------------------------------------------------------- search
 
     def search_sessions(self, principal: Principal, container_id: int, query: str | None, *,
-                        limit: int | None = None, require_container: bool = False) -> list[Session]:
-        """Every query word must match a title or message word as a prefix (accent- and case-insensitive).
-        n Queries on the index + one BatchGetItem of the container and the matching sessions."""
+                        limit: int | None = None) -> list[Session]:
+        """GraphQL: a todo never used has no sessions to find. Every query word must match a title or message
+        word as a prefix (accent- and case-insensitive). n Queries on the index + one BatchGetItem of the
+        container and the matching sessions."""
+        container, sessions = self._search(principal, container_id, query, limit)
+        if not self._todo_in_view(principal, container):
+            return []
+        return sessions
+
+    def search_channel_sessions(self, principal: Principal, container_id: int, query: str | None, *,
+                                limit: int | None = None) -> list[Session]:
+        """REST: as search_sessions, NotFound for a channel that does not exist."""
+        container, sessions = self._search(principal, container_id, query, limit)
+        self._channel_in_view(principal, container)
+        return sessions
+
+    def _search(self, principal: Principal, container_id: int, query: str | None,
+                limit: int | None) -> tuple[Container | None, list[Session]]:
+        """(the container, its live sessions matching `query`: title matches first, then by activity). An empty
+        query lists the sessions by activity."""
         limit = limits.check_limit(limit, 100)
         words = text.words(query)
         if len(words) > text.MAX_QUERY_WORDS:
             raise BadInput(f"at most {text.MAX_QUERY_WORDS} words per search")
         if not words:
-            return self.list_sessions(principal, container_id, limit=limit,
-                                      require_container=require_container).sessions
+            listing, _ = self._list(principal, container_id, limit, None, None, None)
+            return listing.container, listing.sessions
         ws = principal.workspace_id
         count("SearchQueries")
         matches = self.search_index.matching_sessions(ws, container_id, words)
         container, sessions = self.repo.get_container_and_sessions(ws, container_id, list(matches))
-        if not self._container_in_view(principal, container, require_container):
-            return []
         now = clock.now()
         live = [s for s in sessions if s.purge_at > now and s.container_id == container_id]
         live.sort(key=lambda s: (not matches.get(s.id, False), _desc(s.last_activity_at)))
-        return live[:limit]
+        return container, live[:limit]
 
     # ---------------------------------------------------------------- agents
 

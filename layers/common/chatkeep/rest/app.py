@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from chatkeep.auth import principal_from_event
 from chatkeep.errors import ChatkeepError
 from chatkeep.rest import errors, validation
-from chatkeep.rest.common import json_text
+from chatkeep.rest.responses import json_text
 from chatkeep.rest.routers import agents, channels, messages, sessions
 
 TITLE = "chatkeep REST API"

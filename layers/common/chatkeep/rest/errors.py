@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from chatkeep.errors import ChatkeepError
 from chatkeep.observability import logger
-from chatkeep.rest.common import json_response
+from chatkeep.rest.responses import json_response
 from chatkeep.rest.schemas import ErrorBody, GatewayError
 
 # Query parameters that carry ids (or a cursor): malformed ones are a 400 like malformed path ids.

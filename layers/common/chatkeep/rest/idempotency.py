@@ -6,14 +6,22 @@ another's. The payload validated against the first call is (path ids, body): the
 body (or on another channel/session) answers 422 `idempotency_key_reused`. What is stored is the first
 response (status and JSON body); a retry within 24 h gets it back (with `Idempotent-Replayed: true`) and
 the chat table is not touched. Failed calls (4xx/5xx from a raised error) are not stored: Powertools
-deletes the in-progress record, so a retry runs again. Imported only by POST routes that carry a key."""
+deletes the in-progress record, so a retry runs again. Powertools' idempotency utility is imported on the
+first POST that carries a key."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from pydantic import BaseModel
+
 from chatkeep.auth import Principal
+from chatkeep.errors import ServiceUnavailable
+from chatkeep.rest.errors import IdempotencyInProgress, IdempotencyKeyReused
+from chatkeep.rest.responses import json_response
 from chatkeep.settings import get_settings
 
 EXPIRES_AFTER_SECONDS = 24 * 3600
@@ -73,9 +81,6 @@ def run_once(principal: Principal, route: str, key: str, payload: dict[str, Any]
         IdempotencyValidationError,
     )
 
-    from chatkeep.errors import ServiceUnavailable
-    from chatkeep.rest.errors import IdempotencyInProgress, IdempotencyKeyReused
-
     config, wrapped = _idempotent()
     config.register_lambda_context(lambda_context)  # lets Powertools expire an in-progress record at the timeout
     request = {"key": [principal.workspace_id, principal.sub, route, key], "payload": payload}
@@ -90,3 +95,15 @@ def run_once(principal: Principal, route: str, key: str, payload: dict[str, Any]
     except IdempotencyPersistenceLayerError as exc:
         raise ServiceUnavailable("the idempotency store is unavailable: nothing was written, retry") from exc
     return int(result["status"]), result["body"], bool(result.get("replayed"))
+
+
+def created(p: Principal, route: str, idempotency_key: str | None, run: Callable[[], tuple[int, Any]],
+            body: BaseModel | None = None, **path_ids: int) -> Response:
+    """Answer a POST: `run()` -> (status, body); with an Idempotency-Key, at most once per key and request
+    (the request: its path ids and body, built only when there is a key)."""
+    if idempotency_key is None:
+        status, reply = run()
+        return json_response(status, reply)
+    payload = path_ids if body is None else {**path_ids, "body": body.model_dump(mode="json")}
+    status, reply, replayed = run_once(p, route, idempotency_key, payload, run, BaseRouter.lambda_context)
+    return json_response(status, reply, {"Idempotent-Replayed": "true"} if replayed else None)

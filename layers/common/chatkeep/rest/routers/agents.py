@@ -8,19 +8,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from chatkeep import ids, limits
-from chatkeep.rest.common import (
-    AgentIdPath,
-    IdempotencyKey,
-    PageLimit,
-    agent_json,
-    created,
-    decode,
-    json_response,
-    principal,
-    service,
-)
 from chatkeep.rest.errors import declare
+from chatkeep.rest.idempotency import created
+from chatkeep.rest.params import AgentIdPath, IdempotencyKey, PageLimit, decode, principal
+from chatkeep.rest.responses import json_response
 from chatkeep.rest.schemas import AgentList, AgentOut, CreateAgentIn
+from chatkeep.rest.shaping import agent_json
+from chatkeep.service import default_service
 
 router = Router()
 
@@ -34,7 +28,7 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
     p = principal(router)
 
     def run() -> tuple[int, dict]:
-        agent = service().create_agent(p, slug=body.slug, name=body.name, model=body.model,
+        agent = default_service().create_agent(p, slug=body.slug, name=body.name, model=body.model,
                                        temperature=body.temperature, system_prompt=body.system_prompt)
         return 201, agent_json(agent)
 
@@ -45,7 +39,7 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
             responses=declare(200, AgentList, "A page of agents"))
 def list_agents(limit: PageLimit = 20, cursor: Cursor = None):
     p = principal(router)
-    agents, has_more = service().list_agents(p, limit=limit, after_slug=cursor)
+    agents, has_more = default_service().list_agents(p, limit=limit, after_slug=cursor)
     return json_response(200, {"data": [agent_json(a) for a in agents], "has_more": has_more,
                                "next_cursor": agents[-1].slug if has_more and agents else None})
 
@@ -54,4 +48,4 @@ def list_agents(limit: PageLimit = 20, cursor: Cursor = None):
             responses=declare(200, AgentOut, "The agent"))
 def get_agent(agent_id: AgentIdPath):
     p = principal(router)
-    return json_response(200, agent_json(service().get_agent(p, decode(ids.Kind.AGENT, agent_id))))
+    return json_response(200, agent_json(default_service().get_agent(p, decode(ids.Kind.AGENT, agent_id))))

@@ -5,18 +5,13 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from chatkeep import ids
-from chatkeep.rest.common import (
-    ChannelIdPath,
-    IdempotencyKey,
-    channel_json,
-    created,
-    decode,
-    json_response,
-    principal,
-    service,
-)
 from chatkeep.rest.errors import declare
+from chatkeep.rest.idempotency import created
+from chatkeep.rest.params import ChannelIdPath, IdempotencyKey, decode, decode_optional, principal
+from chatkeep.rest.responses import json_response
 from chatkeep.rest.schemas import ChannelOut, CreateChannelIn
+from chatkeep.rest.shaping import channel_json
+from chatkeep.service import default_service
 
 router = Router()
 
@@ -28,8 +23,8 @@ def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None
     p = principal(router)
 
     def run() -> tuple[int, dict]:
-        channel = service().create_container(p, name=body.name, metadata=body.metadata,
-                                              agent_id=decode(ids.Kind.AGENT, body.agent_id))
+        channel = default_service().create_container(p, name=body.name, metadata=body.metadata,
+                                              agent_id=decode_optional(ids.Kind.AGENT, body.agent_id))
         return 201, channel_json(channel)
 
     return created(p, "POST /v1/channels", idempotency_key, run, body)
@@ -39,5 +34,5 @@ def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None
             responses=declare(200, ChannelOut, "The channel"))
 def get_channel(channel_id: ChannelIdPath):
     p = principal(router)
-    channel = service().get_container(p, decode(ids.Kind.CHANNEL, channel_id))
+    channel = default_service().get_container(p, decode(ids.Kind.CHANNEL, channel_id))
     return json_response(200, channel_json(channel))

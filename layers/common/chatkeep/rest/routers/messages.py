@@ -8,20 +8,18 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from chatkeep import ids
-from chatkeep.rest.common import (
+from chatkeep.rest.errors import declare
+from chatkeep.rest.idempotency import created
+from chatkeep.rest.params import (
     ChannelIdPath,
     IdempotencyKey,
     PageLimit,
     SessionIdPath,
-    created,
     decode,
-    json_response,
-    message_json,
+    decode_optional,
     principal,
-    service,
-    session_json,
 )
-from chatkeep.rest.errors import declare
+from chatkeep.rest.responses import json_response
 from chatkeep.rest.schemas import (
     MESSAGE_ID_PATTERN,
     ChannelMessageOut,
@@ -30,6 +28,8 @@ from chatkeep.rest.schemas import (
     PostChannelMessageIn,
     PostSessionMessageIn,
 )
+from chatkeep.rest.shaping import message_json, session_json
+from chatkeep.service import default_service
 
 router = Router()
 
@@ -47,8 +47,8 @@ def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
     cid = decode(ids.Kind.CHANNEL, channel_id)
 
     def run() -> tuple[int, dict]:
-        message, session = service().post_to_container(
-            p, cid, content=body.content, session_id=decode(ids.Kind.SESSION, body.session_id),
+        message, session = default_service().post_to_container(
+            p, cid, content=body.content, session_id=decode_optional(ids.Kind.SESSION, body.session_id),
             metadata=body.metadata)
         return 201, {"session": session_json(session), "message": message_json(message)}
 
@@ -65,7 +65,8 @@ def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
     sid = decode(ids.Kind.SESSION, session_id)
 
     def run() -> tuple[int, dict]:
-        message, _ = service().post_message(p, sid, content=body.content, role=body.role, metadata=body.metadata)
+        message, _ = default_service().post_message(p, sid, content=body.content, role=body.role,
+                                                    metadata=body.metadata)
         return 201, message_json(message)
 
     return created(p, "POST /v1/sessions/{session_id}/messages", idempotency_key, run, body,
@@ -77,8 +78,9 @@ def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
 def list_messages(session_id: SessionIdPath, limit: PageLimit = 20, order: Order = "desc", after: MessageRef = None,
                   before: MessageRef = None):
     p = principal(router)
-    page = service().list_messages(p, decode(ids.Kind.SESSION, session_id), limit=limit, order=order,
-                                   after=decode(ids.Kind.MESSAGE, after), before=decode(ids.Kind.MESSAGE, before))
+    page = default_service().list_messages(p, decode(ids.Kind.SESSION, session_id), limit=limit, order=order,
+                                           after=decode_optional(ids.Kind.MESSAGE, after),
+                                           before=decode_optional(ids.Kind.MESSAGE, before))
     data = [message_json(m) for m in page.messages]
     return json_response(200, {"data": data, "has_more": page.has_more,
                                "first_id": data[0]["id"] if data else None,

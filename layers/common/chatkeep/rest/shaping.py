@@ -1,0 +1,73 @@
+"""Domain models -> the JSON of the REST responses (the shapes chatkeep.rest.schemas describes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatkeep import clock, ids
+from chatkeep.models import Agent, Container, Message, Session
+
+
+def _optional_id(kind: ids.Kind, number: int | None) -> str | None:
+    return None if number is None else ids.encode(kind, number)
+
+
+def session_json(session: Session, now: float | None = None) -> dict[str, Any]:
+    """The `SessionOut` shape as a plain dict. The domain model already holds checked values, so the response
+    models describe the JSON (OpenAPI, tests validate against them) without being built per response: that
+    cost about as much as the rest of a GET (bench/README.md, "3. Warm overhead per request")."""
+    now = clock.now() if now is None else now
+    agent_id = session.agent_id
+    return {
+        "id": ids.encode(ids.Kind.SESSION, session.id),
+        "channel_id": ids.encode(ids.Kind.CHANNEL, session.container_id),
+        "agent_id": None if agent_id is None else ids.encode(ids.Kind.AGENT, agent_id),
+        "title": session.title,
+        "status": session.status(now).value,
+        "message_count": session.message_count,
+        "metadata": session.metadata or {},
+        "initial_context": session.initial_context,
+        "created_at": session.created_at,
+        "expires_at": clock.iso(session.expires_at_epoch),
+        "last_message_at": session.last_message_at,
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """The `MessageOut` shape (see session_json)."""
+    return {
+        "id": ids.encode(ids.Kind.MESSAGE, message.id),
+        "session_id": ids.encode(ids.Kind.SESSION, message.session_id),
+        "channel_id": ids.encode(ids.Kind.CHANNEL, message.container_id),
+        "role": message.role.value,
+        "content": message.content,
+        "metadata": message.metadata or {},
+        "sender_id": message.sender_sub,
+        "sender_name": message.sender_name,
+        "created_at": message.created_at,
+    }
+
+
+def channel_json(container: Container) -> dict[str, Any]:
+    """The `ChannelOut` shape (see session_json)."""
+    return {
+        "id": ids.encode(ids.Kind.CHANNEL, container.id),
+        "name": container.name,
+        "agent_id": _optional_id(ids.Kind.AGENT, container.agent_id),
+        "metadata": container.metadata or {},
+        "session_count": container.session_count or 0,
+        "created_at": container.created_at,
+    }
+
+
+def agent_json(agent: Agent) -> dict[str, Any]:
+    """The `AgentOut` shape (see session_json)."""
+    return {
+        "id": ids.encode(ids.Kind.AGENT, agent.id),
+        "slug": agent.slug,
+        "name": agent.name,
+        "model": agent.model,
+        "temperature": None if agent.temperature is None else float(agent.temperature),
+        "system_prompt": agent.system_prompt,
+        "created_at": agent.created_at,
+    }
