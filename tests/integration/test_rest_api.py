@@ -610,8 +610,8 @@ def test_given_any_accept_encoding_when_a_json_route_answers_then_its_body_is_pl
 def test_given_a_json_route_when_it_answers_then_the_request_headers_are_not_copied_for_compression(
         alice: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """Powertools' builder copies the headers twice per response to read Accept-Encoding (~8 us); chatkeep's
-    builder (chatkeep.rest.app._ResponseBuilder) reads it only for a route that compresses. Guards the
-    override against a Powertools upgrade that stops using `_response_builder_class`."""
+    builder (chatkeep.powertools_compat.LazyCompressionResponseBuilder) reads it only for a route that compresses.
+    Guards the override against a Powertools upgrade that stops using `_response_builder_class`."""
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
     def copied(_event: Any) -> Any:

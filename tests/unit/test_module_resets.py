@@ -16,6 +16,7 @@ ENVIRONMENT_FREE = {
     "chatkeep.clock": "date strings by day; the offset is the clock seam, set on purpose (clock.set_offset)",
     "chatkeep.graphql.server": "the schema, from schema.graphql",  # its documents: reset()
     "chatkeep.ids": "encoded ids",
+    "chatkeep.observability": "the cold-start flag: the first invocation of the process",
     "chatkeep.rest.app": "the OpenAPI document and /docs page, from the routes",
 }
 

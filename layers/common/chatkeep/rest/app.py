@@ -10,12 +10,12 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from chatkeep.auth import principal_from_event
 from chatkeep.errors import ChatkeepError
+from chatkeep.powertools_compat import use_lazy_compression
 from chatkeep.rest import errors, validation
 from chatkeep.rest.responses import json_text
 from chatkeep.rest.routers import agents, channels, messages, sessions
@@ -45,24 +45,10 @@ def openapi_args() -> dict[str, Any]:
     }
 
 
-class _ResponseBuilder(ResponseBuilder):
-    """Powertools' response builder, asking for the request's Accept-Encoding only when the route or the
-    response asks for compression (only /docs does). Powertools reads it for every response, and that
-    builds two case-insensitive copies of the request's headers: ~8 us of a ~70 us warm POST (CHANGELOG.md,
-    2026-12-02). Same answer in every case: without a compression request it is False whatever the
-    header says."""
-
-    @staticmethod
-    def _has_compression_enabled(route_compression: bool, response_compression: bool | None, event: Any) -> bool:
-        asked = response_compression if response_compression is not None else route_compression
-        return bool(asked) and ResponseBuilder._has_compression_enabled(route_compression, response_compression,
-                                                                         event)
-
-
 # Powertools reads the routes' signatures for /openapi.json; chatkeep.rest.validation validates requests
 # against them (Powertools' enable_validation did the same in about half of a warm request's CPU).
 app = APIGatewayHttpResolver()
-app._response_builder_class = _ResponseBuilder  # the class Powertools builds every response with
+use_lazy_compression(app)  # Accept-Encoding read only where a route compresses (/docs)
 for module in (channels, sessions, messages, agents):
     app.include_router(module.router)
 app.use(middlewares=[validation.validate_request])

@@ -24,6 +24,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError, create_model
 
+from chatkeep.powertools_compat import current_route, route_arguments, set_route_arguments
+
 
 class RequestPlan:
     """One route's request model and what to read from the event for it."""
@@ -111,13 +113,12 @@ def _not_json(position: int, why: str, body: str) -> RequestValidationError:
 
 def validate_request(app: Any, next_middleware: Any) -> Any:
     """Powertools middleware (`app.use`): validate, then call the route with the values."""
-    context = app.context
-    route = context["_route"]
+    route = current_route(app)
     plan = getattr(route, "chatkeep_request_plan", None)
     if plan is None:
         code = route.func.__code__
         if not code.co_argcount + code.co_kwonlyargcount:  # /docs, /openapi.json, Powertools' per-request 404
             return next_middleware(app)
         plan = route.chatkeep_request_plan = RequestPlan(route)
-    context["_route_args"] = plan.arguments(app.current_event.raw_event, context["_route_args"])
+    set_route_arguments(app, plan.arguments(app.current_event.raw_event, route_arguments(app)))
     return next_middleware(app)

@@ -168,15 +168,14 @@ class CoalescingBatchProcessor(BatchProcessor):
             self._index = SearchIndex()
         return self._index
 
-    def _prepare(self) -> None:
-        super()._prepare()
-        self.stats = BatchStats()
-
     # ------------------------------------------------------------------ the batch
 
     def process(self) -> list[tuple]:
-        records = [self._to_batch_type(record=r, event_type=self.event_type) for r in self.records]
-        sequence = [int(r.dynamodb.sequence_number) for r in records]  # type: ignore[union-attr]
+        """Powertools' contract for process(): called once per batch inside `with processor(records, handler)`;
+        every record goes to success_handler or failure_handler (which build the partial batch response)."""
+        self.stats = BatchStats()
+        records = [DynamoDBRecord(r) for r in self.records]
+        sequence = [_sequence_number(r) for r in records]
         self.stats.records = len(records)
 
         causes: dict[int, BaseException] = {}  # sequence number -> why it is reported
@@ -316,6 +315,13 @@ class CoalescingBatchProcessor(BatchProcessor):
         self.stats.cascades += 1
         if remove.ttl_delete:
             self.stats.ttl_cascades += 1
+
+
+def _sequence_number(record: DynamoDBRecord) -> int:
+    stream = record.dynamodb
+    if stream is None or stream.sequence_number is None:
+        raise ValueError("a stream record without a sequence number")
+    return int(stream.sequence_number)
 
 
 def record_handler(record: DynamoDBRecord) -> Change | None:
