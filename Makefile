@@ -74,6 +74,7 @@ dev: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 validate: $(TOOLS_VENV)/.installed
 	$(TOOLS_VENV)/bin/cfn-lint template.yaml

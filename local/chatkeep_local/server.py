@@ -135,7 +135,7 @@ class LocalRuntime:
     def url(self) -> str:
         assert self.httpd is not None
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def _start_model(self) -> None:
         """The Bedrock stand-in on the main port (Bedrock Runtime paths under /_local/bedrock, its control API

@@ -491,6 +491,7 @@ class StreamPoller(threading.Thread):
                 return 0
         elif time.monotonic() - self._last_shard_refresh > 5:
             self._refresh_shards()
+        assert self.stream_arn is not None  # prime() found it
         count = 0
         for sid in list(self._shards):
             if sid in self._closed:

@@ -69,7 +69,7 @@ def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return loader.construct_mapping(node, deep=True)
 
 
 def _short_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:

@@ -374,7 +374,7 @@ class LocalApiProcess:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:  # type: ignore[attr-defined]
+            if self.process.poll() is not None:
                 raise RuntimeError(f"chatkeep dev exited early:\n{self.log_tail()}")
             try:
                 if requests.get(f"{self.base_url}/_local/health", timeout=1).status_code == 200:

@@ -44,7 +44,7 @@ def _execute(request: dict[str, Any], run: Callable[[], tuple[int, Any]]) -> dic
     return {"status": status, "body": body}
 
 
-def _mark_replay(response: Any, record: Any) -> Any:
+def _mark_replay(response: Any, idempotent_data: Any) -> Any:
     return {**response, "replayed": True}
 
 

@@ -44,8 +44,8 @@ class RequestPlan:
         self.sections: list[str] = []
         for location, declared in params.items():
             if declared:
-                section = create_model(f"{name}{location.title()}",
-                                       **{f.name: (f.field_info.annotation, _keyed_by_alias(f)) for f in declared})
+                definitions: dict[str, Any] = {f.name: (f.field_info.annotation, _keyed_by_alias(f)) for f in declared}
+                section = create_model(f"{name}{location.title()}", **definitions)
                 fields[location] = (section, ...)
                 self.sections.append(location)
         self.body_name: str | None = None

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from chatkeep import text
@@ -203,8 +204,8 @@ class CoalescingBatchProcessor(BatchProcessor):
             if cutoff is None or seq < cutoff:
                 results.append(self.success_handler(record=record, result=None))
                 continue
-            exc = causes.get(seq) or AfterFailedRecord(f"after failed record {cutoff}")
-            results.append(self.failure_handler(record=record, exception=(type(exc), exc, exc.__traceback__)))
+            cause = causes.get(seq) or AfterFailedRecord(f"after failed record {cutoff}")
+            results.append(self.failure_handler(record=record, exception=(type(cause), cause, cause.__traceback__)))
         self.stats.reported = len(self.fail_messages)
         return results
 
@@ -350,7 +351,7 @@ def reset() -> None:
 
 def handle(
     event: dict[str, Any], context: Any = None, processor: CoalescingBatchProcessor | None = None
-) -> dict:
+) -> PartialItemFailureResponse:
     """Process one Lambda DynamoDB Streams event; returns the partial batch response."""
     proc = processor or get_processor()
     started = time.perf_counter()
