@@ -16,6 +16,7 @@ from typing import Any
 from chatkeep.repository import keys
 from chatkeep.repository.batch import TableAccess
 from chatkeep.repository.codec import attr_value, from_av, to_av
+from chatkeep.repository.errors import is_condition_refused, refused_item
 
 SEQ_DIGITS = 40  # DynamoDB stream sequence numbers are decimal strings of up to 40 digits
 MAX_COUNT_ATTEMPTS = 4
@@ -49,11 +50,6 @@ class MessageRef:
     message_id: int | None
     container_id: int | None
     content: str | None
-
-
-def _is_conditional_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def parse_starter_key(value: Any, workspace_id: str, owner: str | None) -> tuple[str, str] | None:
@@ -125,9 +121,9 @@ class StreamStore(TableAccess):
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except Exception as exc:
-                if not _is_conditional_failure(exc):
+                if not is_condition_refused(exc):
                     raise
-                old = exc.response.get("Item")  # type: ignore[attr-defined]
+                old = refused_item(exc)
                 if not old or "count_seq" not in old:
                     if not old:
                         result.session_gone = True
@@ -206,7 +202,7 @@ class StreamStore(TableAccess):
                 ExpressionAttributeValues={":n": to_av(session_id), ":s": to_av(str(session_id))},
             )
         except Exception as exc:
-            if _is_conditional_failure(exc):
+            if is_condition_refused(exc):
                 return False
             raise
         return True
