@@ -11,7 +11,7 @@ from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import to_item
 from chatkeep.repository.errors import cancellation
-from chatkeep.repository.items import agent_fields, agent_from_item
+from chatkeep.repository.items import agent_fields, agent_from_item, agent_key
 from chatkeep.repository.table import GSI1, ChatTable
 
 
@@ -44,7 +44,7 @@ class AgentAccess(ChatTable):
 
     def get_agent(self, ws: str, aid: int) -> Agent | None:
         resp = self._call("get_item", TableName=self.table_name,
-                          Key={"pk": {"S": keys.agent_pk(ws, aid)}, "sk": {"S": keys.AGENT_SK}})
+                          Key=agent_key(ws, aid))
         item = resp.get("Item")
         return agent_from_item(item) if item else None
 

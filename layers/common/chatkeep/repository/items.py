@@ -165,6 +165,10 @@ def agent_from_item(item: dict[str, Any]) -> Agent:
     )
 
 
+def agent_key(ws: str, aid: int) -> dict[str, Any]:
+    return {"pk": {"S": keys.agent_pk(ws, aid)}, "sk": {"S": keys.AGENT_SK}}
+
+
 def agent_fields(agent: Agent) -> dict[str, Any]:
     """The attributes every item that carries a copy of the agent holds (the agent, its slug, the default)."""
     return {

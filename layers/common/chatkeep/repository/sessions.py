@@ -12,6 +12,7 @@ from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import to_av
 from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
 from chatkeep.repository.items import (
+    agent_key,
     container_from_item,
     container_key,
     item_type,
@@ -53,9 +54,7 @@ class SessionAccess(ChatTable):
             {"Update": container_update},
         ]
         if agent_id is not None:
-            items.append({"ConditionCheck": {
-                "TableName": self.table_name, "ConditionExpression": "attribute_exists(pk)",
-                "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}})
+            items.append(self._agent_exists(ws, agent_id))
         message_at = len(items)
         if first_message is not None:
             items.extend(self._message_puts(first_message))
@@ -162,8 +161,7 @@ class SessionAccess(ChatTable):
                 {"Update": {"TableName": self.table_name, "Key": key, "UpdateExpression": update,
                             "ConditionExpression": condition, "ExpressionAttributeValues": values,
                             "ExpressionAttributeNames": names, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-                {"ConditionCheck": {"TableName": self.table_name, "ConditionExpression": "attribute_exists(pk)",
-                                    "Key": {"pk": {"S": keys.agent_pk(ws, agent_id)}, "sk": {"S": keys.AGENT_SK}}}},
+                self._agent_exists(ws, agent_id),
             ])
         except Exception as exc:
             cancelled = cancellation(exc)
@@ -221,5 +219,9 @@ class SessionAccess(ChatTable):
         return session_from_item(resp["Attributes"])
 
     def delete_sessions(self, ws: str, sids: list[int]) -> None:
-        self.batch_write([{"DeleteRequest": {"Key": {"pk": {"S": keys.session_pk(ws, sid)},
-                                                     "sk": {"S": keys.SESSION_SK}}}} for sid in sids])
+        self.batch_write([{"DeleteRequest": {"Key": session_key(ws, sid)}} for sid in sids])
+
+    def _agent_exists(self, ws: str, aid: int) -> dict[str, Any]:
+        """The transaction item that checks the agent a session names exists."""
+        return {"ConditionCheck": {"TableName": self.table_name, "ConditionExpression": "attribute_exists(pk)",
+                                   "Key": agent_key(ws, aid)}}
