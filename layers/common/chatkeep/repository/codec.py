@@ -73,7 +73,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Reading attributes of an item as DynamoDB returns it (the model decoders in repository/dynamodb.py read only
+# Reading attributes of an item as DynamoDB returns it (the model decoders in repository/items.py read only
 # the attributes a model has, without decoding the whole item first: half the CPU per item).
 # `item.get(name, ABSENT).get("S")`: None when the attribute is absent (or NULL). Read-only: it is shared.
 ABSENT: Mapping[str, Any] = MappingProxyType({})
