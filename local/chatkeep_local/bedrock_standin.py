@@ -265,7 +265,7 @@ class StandInModel:
         messages = body.get("messages") or []
         system = "yes" if _texts(body.get("system")) else "no"
         temperature = (body.get("inferenceConfig") or {}).get("temperature")
-        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        last_user: Mapping[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         said = " ".join(" ".join(_texts(last_user.get("content"))).split())
         if len(said) > 80:
             said = said[:79].rstrip() + "…"

@@ -148,7 +148,7 @@ class Fault:
     chunk_delay_s: float | None = None  # slow
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
+    def from_dict(cls, data: object) -> Fault:
         """A validated fault; ValueError says what is wrong (an unknown key, kind, error name, ...)."""
         if not isinstance(data, Mapping):
             raise ValueError("a fault is a JSON object")

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from chatkeep_local import eventstream
+from chatkeep_local.addresses import http_url
 from chatkeep_local.bedrock_standin import ErrorReply, Fault, StandInModel
 
 log = logging.getLogger("chatkeep_local.model")
@@ -191,8 +192,7 @@ class StandInServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return http_url(self.server_address)
 
     @property
     def endpoint_url(self) -> str:

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import unquote
 
+from chatkeep_local.addresses import http_url
 from chatkeep_local.websocket_events import api_gateway_id
 
 log = logging.getLogger("chatkeep_local.websocket")
@@ -113,8 +114,7 @@ class ConnectionsApiServer:
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/{self.stage}"
+        return http_url(self._httpd.server_address, f"/{self.stage}")
 
     def _handle(self, method: str, path: str, body: bytes) -> Reply:
         return handle_request(self.backend, self.stage, method, path, body)

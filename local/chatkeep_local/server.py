@@ -20,6 +20,7 @@ from typing import Any
 
 from chatkeep_local import apigw, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
+from chatkeep_local.addresses import http_url
 from chatkeep_local.harness import reset_caches
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.queues import LocalQueues
@@ -134,8 +135,7 @@ class LocalRuntime:
     @property
     def url(self) -> str:
         assert self.httpd is not None
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
+        return http_url(self.httpd.server_address)
 
     def _start_model(self) -> None:
         """The Bedrock stand-in on the main port (Bedrock Runtime paths under /_local/bedrock, its control API

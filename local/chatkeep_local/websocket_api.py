@@ -56,7 +56,7 @@ class HandlerInvoker:
 
     def __init__(self, handler: Handler, name: str | None = None, timeout: int = 29):
         self.handler = handler
-        name = name or getattr(handler, "__name__", "handler")
+        name = name or str(getattr(handler, "__name__", "handler"))
         self.spec = FunctionSpec(
             logical_id=name, code_uri=Path("."), handler=f"{name}.handler", runtime="python3.13", timeout=timeout,
             memory_size=128, environment={},
@@ -67,7 +67,7 @@ class HandlerInvoker:
 
 
 def as_invoker(target: Invoker | Handler) -> Invoker:
-    return target if hasattr(target, "invoke") else HandlerInvoker(target)  # type: ignore[arg-type,return-value]
+    return target if hasattr(target, "invoke") else HandlerInvoker(target)  # type: ignore[return-value]
 
 
 @dataclasses.dataclass(frozen=True)
