@@ -20,6 +20,7 @@ FUNCTIONS = {  # logical id -> (CodeUri, the first request it serves)
     "GraphqlApiFunction": "functions/graphql_api",
     "RestApiFunction": "functions/rest_api",
     "StreamProcessorFunction": "functions/stream_processor",
+    "AgentTurnFunction": "functions/agent_turn",
 }
 API_FUNCTIONS = {"GraphqlApiFunction", "RestApiFunction"}
 
@@ -85,7 +86,8 @@ def specs(env: dict[str, str]) -> dict[str, dict[str, Any]]:
                             route_key="GET /v1/sessions/{session_id}")
     out: dict[str, dict[str, Any]] = {"baseline (boto3 + DynamoDB client)": {"kind": "baseline", "paths": [],
                                                                           "responses": responses}}
-    first = {"GraphqlApiFunction": gql_event, "RestApiFunction": rest_event, "StreamProcessorFunction": None}
+    first = {"GraphqlApiFunction": gql_event, "RestApiFunction": rest_event, "StreamProcessorFunction": None,
+             "AgentTurnFunction": None}
     for logical_id, code_uri in FUNCTIONS.items():
         if not (ROOT / code_uri / "app.py").exists():
             continue

@@ -199,6 +199,17 @@ class StandInModel:
         record.outcome = reply.error_type if isinstance(reply, ErrorReply) else reply.planned_outcome
         return record.request_id, reply
 
+    def record_forwarded(self, model_id: str, raw_body: bytes) -> None:
+        """Record a request that `chatkeep dev --bedrock` sends to real Bedrock (no fault, no answer here)."""
+        try:
+            body: Any = json.loads(raw_body or b"{}")
+        except ValueError:
+            body = raw_body.decode("utf-8", "replace")
+        record = _Record(model_id=model_id, body=body, received_at=time.time())
+        record.outcome = "forwarded to Amazon Bedrock"
+        with self._lock:
+            self._records.append(record)
+
     def _answer(self, model_id: str, body: Any, fault: Fault | None) -> ErrorReply | StreamReply:
         if fault is not None and fault.kind in ("throttle", "access_denied", "error"):
             error = {"throttle": "ThrottlingException", "access_denied": "AccessDeniedException"}.get(

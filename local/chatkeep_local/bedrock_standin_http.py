@@ -47,9 +47,12 @@ _BODY_LIMIT = 25 * 1024 * 1024
 class StandInHttp:
     """Routes one HTTP request to the stand-in, if it is one of its paths."""
 
-    def __init__(self, model: StandInModel, bedrock_prefix: str = ""):
+    def __init__(self, model: StandInModel, bedrock_prefix: str = "", upstream: Any = None):
+        """`upstream`: a chatkeep_local.bedrock_proxy.BedrockProxy (`chatkeep dev --bedrock`): ConverseStream
+        requests go to real Bedrock instead of the stand-in (recorded all the same)."""
         self.model = model
         self.bedrock_prefix = bedrock_prefix.rstrip("/")
+        self.upstream = upstream
 
     def owns(self, path: str) -> bool:
         path = path.split("?", 1)[0]
@@ -81,6 +84,9 @@ class StandInHttp:
             what = "ConverseStream only" if _OPERATION.match(operation) else "no such operation"
             return _send_error(handler, 404, "UnknownOperationException",
                                f"The local Bedrock stand-in serves {what}: POST /model/{{modelId}}/converse-stream")
+        if self.upstream is not None:
+            self.model.record_forwarded(unquote(match["model"]), body)
+            return int(self.upstream.forward(handler, unquote(match["model"]), body))
         return self._converse_stream(handler, unquote(match["model"]), body)
 
     def _converse_stream(self, handler: BaseHTTPRequestHandler, model_id: str, body: bytes) -> int:
@@ -214,6 +220,9 @@ class StandInServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: a streamed answer is many small writes; with Nagle's algorithm each one after the first waits
+    # for the client's delayed ACK (~40 ms) on a kept-alive connection. AWS's endpoints flush every event.
+    disable_nagle_algorithm = True
     server: StandInServer
 
     def version_string(self) -> str:

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--parameter", action="append", metavar="KEY=VALUE", help="template parameter override")
     dev.add_argument("--env", action="append", metavar="KEY=VALUE", help="function environment override")
     dev.add_argument("--state-dir", help="where the local DLQ file goes (default: a temp dir)")
+    dev.add_argument("--bedrock", action="store_true",
+                     help="agent turns call real Amazon Bedrock with your AWS credentials (default: the stand-in)")
     dev.add_argument("--log-level", default=os.environ.get("CHATKEEP_LOCAL_LOG_LEVEL", "INFO"))
 
     tok = sub.add_parser("token", help="print a bearer token that `chatkeep dev` accepts")
@@ -120,6 +122,7 @@ def _dev(args: argparse.Namespace) -> int:
         env_overrides=_pairs(args.env, "--env"),
         state_dir=args.state_dir,
         ws_port=args.ws_port,
+        bedrock=args.bedrock,
     )
     return run_dev(options)
 

@@ -25,6 +25,7 @@ CACHING_MODULES = (
     "chatkeep.graphql.server",
     "chatkeep.rest.idempotency",
     "chatkeep.stream.processor",
+    "chatkeep.agents.worker",
 )
 
 

@@ -48,6 +48,7 @@ class DevOptions:
     state_dir: str | None = None
     print_banner: bool = True
     ws_port: int | None = None  # the WebSocket API's port, if the template has one (None: port + 1)
+    bedrock: bool = False  # agent turns call real Amazon Bedrock with the caller's credentials (bedrock_proxy)
 
 
 class EventRecorder:
@@ -113,6 +114,11 @@ class LocalRuntime:
         self.httpd: ThreadingHTTPServer | None = None
         self.clock: Any = None
         self.model: Any = None  # the Bedrock stand-in (chatkeep_local.bedrock_standin.StandInModel)
+        self.bedrock_proxy: Any = None
+        if options.bedrock:  # the caller's credentials, before _set_environment replaces them with moto's
+            from chatkeep_local.bedrock_proxy import BedrockProxy
+
+            self.bedrock_proxy = BedrockProxy.from_caller(os.environ.get("AWS_REGION") or tpl.REGION)
         self.model_http: Any = None
         self.model_endpoint: str | None = None
         self.websocket: Any = None  # websocket_api.WebSocketApi, when the template declares a WebSocket API
@@ -144,7 +150,7 @@ class LocalRuntime:
         from chatkeep_local.bedrock_standin_http import BEDROCK_PREFIX, ENDPOINT_ENV, StandInHttp
 
         self.model = StandInModel(StandInConfig.from_env())
-        self.model_http = StandInHttp(self.model, bedrock_prefix=BEDROCK_PREFIX)
+        self.model_http = StandInHttp(self.model, bedrock_prefix=BEDROCK_PREFIX, upstream=self.bedrock_proxy)
         self.model_endpoint = self.url + BEDROCK_PREFIX
         if ENDPOINT_ENV not in self.options.env_overrides:
             os.environ[ENDPOINT_ENV] = self.model_endpoint
@@ -516,6 +522,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: a streamed answer is many small writes; with Nagle's algorithm each one after the first waits
+    # for the client's delayed ACK (~40 ms) on a kept-alive connection. AWS's endpoints flush every event.
+    disable_nagle_algorithm = True
     server: _Server
 
     def version_string(self) -> str:

@@ -1,7 +1,7 @@
 """Every function template.yaml declares, invoked through its declared CodeUri/Handler (imported by file path,
 as Lambda would load it) with each of its sample events from events/, under moto with the template's tables
 and a Lambda-like context. API events must get a well-formed payload-2.0 response that is not a 5xx; stream
-events must get a `batchItemFailures` list. A function or events that do not exist yet are skipped."""
+and queue events must get a `batchItemFailures` list. A function or events that do not exist yet are skipped."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 # Which function each family of sample events is for.
-EVENT_PREFIXES = {"graphql_": "GraphqlApiFunction", "rest_": "RestApiFunction", "dynamodb_": "StreamProcessorFunction"}
-STREAM_FUNCTIONS = {"StreamProcessorFunction"}
+EVENT_PREFIXES = {"graphql_": "GraphqlApiFunction", "rest_": "RestApiFunction", "dynamodb_": "StreamProcessorFunction",
+                  "sqs_": "AgentTurnFunction"}
+STREAM_FUNCTIONS = {"StreamProcessorFunction", "AgentTurnFunction"}  # batch event sources: partial batch responses
 GRAPHQL_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "SESSION_EXPIRED", "SESSION_CLOSED",
                  "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PERSISTED_QUERY_NOT_FOUND"}
 # The function's own environment wins, except what points it at the tables: the moto fixture owns those.

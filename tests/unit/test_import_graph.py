@@ -12,7 +12,9 @@ LAYER = Path(__file__).resolve().parents[2] / "layers" / "common"
 FORBIDDEN = ("chatkeep_local", "moto", "tests")
 API_PACKAGES = ("chatkeep.rest", "chatkeep.graphql")
 AWS_SDK = ("boto3", "botocore")
-AWS_SDK_USERS = ("chatkeep.aws", "chatkeep.repository")
+# Data access: DynamoDB through the repository, Amazon Bedrock through the agents' model client (the one place
+# that turns Bedrock's errors into a turn's failure codes), and the client factory.
+AWS_SDK_USERS = ("chatkeep.aws", "chatkeep.repository", "chatkeep.agents.model")
 
 
 def module_name(path: Path, root: Path = LAYER) -> str:

@@ -22,7 +22,7 @@ from chatkeep_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_PY = ROOT / ".venv-tools" / "bin" / "python"
-FUNCTIONS = ("GraphqlApiFunction", "RestApiFunction", "StreamProcessorFunction")
+FUNCTIONS = ("GraphqlApiFunction", "RestApiFunction", "StreamProcessorFunction", "AgentTurnFunction")
 
 
 def translate(*parameters: str) -> dict[str, Any]:
@@ -74,9 +74,12 @@ def test_given_the_transform_when_read_then_every_route_invokes_an_alias(canary:
     assert {p["Properties"]["FunctionName"]["Ref"] for p in permissions} == aliases
 
 
-def test_given_the_transform_when_read_then_the_stream_mapping_invokes_the_alias(canary: dict[str, Any]) -> None:
-    (mapping,) = of_type(canary, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionName"] == {"Ref": alias_of(canary, "StreamProcessorFunction")}
+def test_given_the_transform_when_read_then_every_event_source_mapping_invokes_an_alias(
+        canary: dict[str, Any]) -> None:
+    targets = {json.dumps(m["Properties"]["FunctionName"], sort_keys=True)
+               for m in of_type(canary, "AWS::Lambda::EventSourceMapping").values()}
+    assert targets == {json.dumps({"Ref": alias_of(canary, fn)}) for fn in ("StreamProcessorFunction",
+                                                                             "AgentTurnFunction")}
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
@@ -101,7 +104,8 @@ def test_given_the_default_strategy_when_transformed_then_each_alias_is_a_canary
 def test_given_a_development_stage_when_transformed_with_all_at_once_then_every_group_switches_at_once() -> None:
     resources = translate("DeploymentStrategy=AllAtOnce")
     groups = of_type(resources, "AWS::CodeDeploy::DeploymentGroup").values()
-    assert [g["Properties"]["DeploymentConfigName"]["Fn::Sub"][1]["ConfigName"] for g in groups] == ["AllAtOnce"] * 3
+    configs = [g["Properties"]["DeploymentConfigName"]["Fn::Sub"][1]["ConfigName"] for g in groups]
+    assert configs == ["AllAtOnce"] * len(FUNCTIONS)
 
 
 def _overrides(env: dict[str, Any]) -> dict[str, str]:

@@ -77,6 +77,9 @@ PARAMETER_DEFAULTS = {
     "GraphqlApiReservedConcurrency": 0,
     "RestApiReservedConcurrency": 0,
     "StreamProcessorReservedConcurrency": 0,
+    "AgentTurnReservedConcurrency": 0,
+    "DailyTokenQuota": 0,
+    "AgentTurnMaxConcurrency": 10,
 }
 
 OUTPUTS = (
@@ -440,6 +443,8 @@ def grants(t: dict[str, Any], fn: str) -> dict[str, set[str]]:
             out.setdefault(dst, set()).update(perms)
         if dst == fn and src in TABLES:
             out.setdefault(f"{src}.stream", set()).update(perms)
+        elif dst == fn:  # an event source (a queue the function consumes)
+            out.setdefault(f"{src}.events", set()).update(perms)
     fp = props(t, fn)
     role = ref_name(fp.get("Role"))
     policies = list(props(t, role).get("Policies") or []) if role else []
@@ -467,7 +472,9 @@ def check_least_privilege(t: dict[str, Any]) -> list[str]:
             "ChatTable.stream": {"Read"},
             "SearchIndexTable": {"Read", "Write"},
             "StreamDlq": {"RolePolicy"},
+            "TurnQueue": {"RolePolicy"},  # sends queued agent turns
         },
+        "AgentTurnFunction": {"ChatTable": {"Read", "Write"}, "TurnQueue.events": {"Read", "Write"}},
     }
     for fn, expected in want.items():
         got = grants(t, fn)

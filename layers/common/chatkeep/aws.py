@@ -31,6 +31,24 @@ def dynamodb() -> Any:
     return client("dynamodb")
 
 
+@cache
+def bedrock_runtime() -> Any:
+    """The model client of agent turns. botocore's retries are off: the turn retries throttling itself, with
+    backoff it records, and only before the reply's first token (docs/agents.md). Reads wait long: a model
+    may think for a while between tokens."""
+    import boto3
+    from botocore.config import Config
+
+    settings = get_settings()
+    # total_max_attempts counts the first call too (max_attempts counts retries): 1 means no retry at all.
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+                    read_timeout=settings.model_read_timeout_seconds, tcp_keepalive=True)
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
+    if settings.bedrock_endpoint_url:
+        kwargs["endpoint_url"] = settings.bedrock_endpoint_url
+    return boto3.client("bedrock-runtime", **kwargs)
+
+
 # Lambda sets this during init. Under SnapStart and provisioned concurrency, init runs before (and outside) any
 # request, and SnapStart snapshots it: pay for boto3's import and the client there. On demand, init and the first
 # request are both on the first caller's path, and deferring keeps requests that never reach DynamoDB cheap.
@@ -50,3 +68,4 @@ def prewarm() -> bool:
 def reset() -> None:
     """Forget the clients (tests and the local runtime point chatkeep at another endpoint or region)."""
     client.cache_clear()
+    bedrock_runtime.cache_clear()

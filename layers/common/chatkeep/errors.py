@@ -48,6 +48,12 @@ class SessionClosed(Conflict):
     code, rest_code = "SESSION_CLOSED", "session_closed"
 
 
+class TurnInProgress(Conflict):
+    """The session's agent is still answering (a turn is queued or running): one turn at a time."""
+
+    code, rest_code = "TURN_IN_PROGRESS", "turn_in_progress"
+
+
 class ServiceUnavailable(ChatkeepError):
     """DynamoDB kept throttling or failing after retries: nothing was written, try again."""
 

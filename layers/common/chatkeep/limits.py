@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from chatkeep.errors import BadInput, PayloadTooLarge
+from chatkeep.models import AgentProvider
 
 MAX_TITLE = 200
 MAX_METADATA_KEYS = 50
@@ -121,3 +122,24 @@ def check_slug(slug: str) -> str:
     if not isinstance(slug, str) or not SLUG.match(slug):
         raise BadInput("slug must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit")
     return slug
+
+
+OUTPUT_TOKENS = (1, 64_000)  # a bedrock agent's max_output_tokens (Converse inferenceConfig.maxTokens)
+HISTORY_WINDOW_TOKENS = (256, 1_000_000)  # how much history a bedrock agent's model is sent, newest first
+
+
+def check_provider(value: str | None) -> AgentProvider:
+    if value is None:
+        return AgentProvider.EXTERNAL
+    try:
+        return AgentProvider(value)
+    except ValueError:
+        raise BadInput("provider must be 'external' or 'bedrock'") from None
+
+
+def check_range(value: int | None, what: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadInput(f"{what} must be a whole number from {low} to {high}")
+    return value

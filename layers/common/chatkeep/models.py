@@ -19,6 +19,52 @@ class Role(StrEnum):
     ASSISTANT = "assistant"
 
 
+class AgentProvider(StrEnum):
+    """Who answers: the app's own backend (posts replies with a service token) or chatkeep on Amazon Bedrock."""
+
+    EXTERNAL = "external"
+    BEDROCK = "bedrock"
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def in_progress(self) -> bool:
+        return self in (TurnStatus.QUEUED, TurnStatus.RUNNING)
+
+
+class ReplyStatus(StrEnum):
+    """An agent reply's status; messages that are not managed replies have none."""
+
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Turn:
+    """The agent's turn on a session: at most one in progress (queued or running) at a time."""
+
+    id: int
+    status: TurnStatus
+    message_id: int  # the user message it answers
+    reply_id: int | None = None
+    error_code: str | None = None
+    cancel_requested: bool = False
+
+
 @dataclass(slots=True)
 class Container:
     """A todo (GraphQL) or channel (REST): the owner of a set of sessions."""
@@ -62,6 +108,9 @@ class Session:
     last_message_at: str | None = None
     starter_key: str | None = None
     purge_at: int = 0  # epoch: past it the session is gone, even before DynamoDB's TTL deletes it
+    agent_managed: bool = False  # its agent is a bedrock agent: a user message starts a turn
+    turn: Turn | None = None
+    usage: Usage = field(default_factory=Usage)
 
     def status(self, now: float) -> SessionStatus:
         if self.closed_at:
@@ -83,6 +132,15 @@ class Message:
     sender_sub: str | None = None
     sender_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Managed agent replies only (status None otherwise): how the reply went and what it cost.
+    status: ReplyStatus | None = None
+    turn_id: int | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: Usage | None = None
+    latency_ms: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
 
     @property
     def is_bot_reply(self) -> bool:
@@ -100,6 +158,13 @@ class Agent:
     temperature: float | None = None
     system_prompt: str | None = None
     is_default: bool = False
+    provider: AgentProvider = AgentProvider.EXTERNAL
+    max_output_tokens: int | None = None  # bedrock agents: the reply's cap (inferenceConfig.maxTokens)
+    history_window_tokens: int | None = None  # bedrock agents: how much history the model sees, newest first
+
+    @property
+    def managed(self) -> bool:
+        return self.provider is AgentProvider.BEDROCK
 
 
 @dataclass(slots=True)

@@ -11,9 +11,10 @@ from chatkeep.rules.messages import MessageRules
 from chatkeep.rules.search import SearchRules
 from chatkeep.rules.sessions import FirstMessage
 from chatkeep.rules.starters import StarterRules
+from chatkeep.rules.turns import TurnRules
 
 
-class ChatService(MessageRules, SearchRules, StarterRules, AgentRules):
+class ChatService(MessageRules, SearchRules, StarterRules, AgentRules, TurnRules):
     """The operations both APIs share, and where their policies differ, one entry point per API: GraphQL's todos
     need not exist before their first session (`create_session`, `list_sessions`, `search_sessions`), REST's
     channels must (`create_channel_session`, `list_channel_sessions`, `search_channel_sessions`).

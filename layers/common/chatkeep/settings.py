@@ -24,6 +24,16 @@ class Settings(BaseModel):
     debug: bool = False
     max_query_depth: int = 10
     max_query_cost: int = 5000
+    # Agent turns (docs/agents.md)
+    turn_queue_url: str | None = None
+    allowed_model_ids: tuple[str, ...] = ()
+    bedrock_endpoint_url: str | None = None  # local runtime: the stand-in model
+    guardrail_id: str | None = None
+    guardrail_version: str | None = None
+    daily_token_quota: int = Field(default=0, ge=0)  # per workspace per day; 0: no cap
+    turn_lease_seconds: int = Field(default=135, ge=10)  # the worker's timeout and a margin: a dead worker's turn
+    model_read_timeout_seconds: int = Field(default=60, ge=1)
+    model_max_attempts: int = Field(default=4, ge=1, le=10)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,9 +52,25 @@ class Settings(BaseModel):
             "debug": "CHATKEEP_DEBUG",
             "max_query_depth": "GRAPHQL_MAX_DEPTH",
             "max_query_cost": "GRAPHQL_MAX_COST",
+            "turn_queue_url": "TURN_QUEUE_URL",
+            "allowed_model_ids": "ALLOWED_MODEL_IDS",
+            "bedrock_endpoint_url": "BEDROCK_ENDPOINT_URL",
+            "guardrail_id": "GUARDRAIL_ID",
+            "guardrail_version": "GUARDRAIL_VERSION",
+            "daily_token_quota": "DAILY_TOKEN_QUOTA",
+            "turn_lease_seconds": "TURN_LEASE_SECONDS",
+            "model_read_timeout_seconds": "MODEL_READ_TIMEOUT_SECONDS",
+            "model_max_attempts": "MODEL_MAX_ATTEMPTS",
         }
-        values = {field: env[var] for field, var in mapping.items() if env.get(var) not in (None, "")}
+        values: dict[str, object] = {field: env[var] for field, var in mapping.items()
+                                     if env.get(var) not in (None, "")}
+        if "allowed_model_ids" in values:  # a CloudFormation CommaDelimitedList, joined
+            values["allowed_model_ids"] = tuple(m.strip() for m in str(values["allowed_model_ids"]).split(",")
+                                                if m.strip())
         return cls.model_validate(values)
+
+    def model_allowed(self, model_id: str) -> bool:
+        return model_id in self.allowed_model_ids
 
 
 @lru_cache(maxsize=1)

@@ -55,7 +55,7 @@ class SessionRepository(Protocol):
 
 class MessageRepository(Protocol):
     def post_message(self, message: Message, *, owner_condition: str | None, now: float,
-                     activity_at: str, retention: int) -> None: ...
+                     activity_at: str, retention: int, turn_id: int | None = None) -> None: ...
     def get_session_view(self, ws: str, sid: int, *, message_limit: int, before_sk: str | None = None
                          ) -> tuple[Session | None, list[Message], bool]: ...
     def list_messages(self, ws: str, sid: int, *, limit: int, newest_first: bool,
@@ -78,8 +78,14 @@ class StarterRepository(Protocol):
     def create_starter(self, session: Session, *, sub: str, slug: str | None, replace_sid: int | None) -> bool: ...
 
 
+class TurnRepository(Protocol):
+    def cancel_turn(self, ws: str, sid: int, *, owner_condition: str | None, now: float) -> Session: ...
+    def retry_turn(self, ws: str, sid: int, turn_id: int, *, owner_condition: str | None, now: float) -> Session: ...
+    def workspace_usage(self, ws: str, first_day: str, last_day: str) -> list[dict[str, Any]]: ...
+
+
 class ChatRepository(ContainerRepository, SessionRepository, MessageRepository, AgentRepository, StarterRepository,
-                     Protocol):
+                     TurnRepository, Protocol):
     """Everything the service reads and writes in the chat table."""
 
 

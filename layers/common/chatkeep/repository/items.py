@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatkeep.models import Agent, BotConfig, Container, Message, Role, Session
+from chatkeep.models import Agent, AgentProvider, BotConfig, Container, Message, Role, Session
 from chatkeep.repository import keys
 from chatkeep.repository.codec import ABSENT, attr_value, to_item
+from chatkeep.repository.turn_items import add_reply_fields, queued_turn_values, turn_from_item, usage_from_item
 
 
 def item_type(item: dict[str, Any]) -> str | None:
@@ -48,6 +49,9 @@ def session_from_item(item: dict[str, Any]) -> Session:
         last_message_at=get("last_message_at", ABSENT).get("S"),
         starter_key=get("starter_key", ABSENT).get("S"),
         purge_at=int(purge_at or 0),
+        agent_managed=bool(get("agent_managed", ABSENT).get("BOOL")),
+        turn=turn_from_item(item),
+        usage=usage_from_item(item),
     )
 
 
@@ -78,6 +82,8 @@ def session_to_item(session: Session) -> dict[str, Any]:
         "purge_at": session.purge_at,  # set by the service, from its retention setting
         "message_count": 0,
         "starter_key": session.starter_key,
+        "agent_managed": True if session.agent_managed else None,
+        **(queued_turn_values(session.turn.id, session.turn.message_id) if session.turn else {}),
     })
 
 
@@ -119,7 +125,7 @@ def container_key(ws: str, cid: int) -> dict[str, Any]:
 
 def message_from_item(item: dict[str, Any]) -> Message:
     get = item.get
-    return Message(
+    message = Message(
         id=int(item["mid"]["N"]),
         workspace_id=item["ws"]["S"],
         session_id=int(item["sid"]["N"]),
@@ -131,10 +137,12 @@ def message_from_item(item: dict[str, Any]) -> Message:
         sender_name=get("sender_name", ABSENT).get("S"),
         metadata=attr_value(item, "metadata") or {},
     )
+    return add_reply_fields(message, item)
 
 
-def message_items(message: Message) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new message and its id claim (uniqueness per workspace; `after`/`before` lookups)."""
+def message_items(message: Message, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new message and its id claim (uniqueness per workspace; `after`/`before` lookups). `extra`: more
+    attributes of the message item (an agent reply's)."""
     ws, sid, mid = message.workspace_id, message.session_id, message.id
     msk = keys.message_sk(message.created_at, mid)
     return (
@@ -142,7 +150,7 @@ def message_items(message: Message) -> tuple[dict[str, Any], dict[str, Any]]:
                  "ws": ws, "sid": sid, "cid": message.container_id, "mid": mid, "content": message.content,
                  "role": message.role.value, "sender_sub": message.sender_sub,
                  "sender_name": message.sender_name, "metadata": message.metadata or None,
-                 "created_at": message.created_at}),
+                 "created_at": message.created_at, **(extra or {})}),
         to_item({"pk": keys.message_claim_pk(ws, mid), "sk": keys.CLAIM_SK, "type": "message_claim",
                  "ws": ws, "sid": sid, "msk": msk}),
     )
@@ -162,7 +170,14 @@ def agent_from_item(item: dict[str, Any]) -> Agent:
         model=get("model", ABSENT).get("S"),
         temperature=attr_value(item, "temperature"),
         system_prompt=get("system_prompt", ABSENT).get("S"),
+        provider=AgentProvider(get("provider", ABSENT).get("S") or "external"),
+        max_output_tokens=_optional_int(get("max_output_tokens", ABSENT).get("N")),
+        history_window_tokens=_optional_int(get("history_window_tokens", ABSENT).get("N")),
     )
+
+
+def _optional_int(raw: str | None) -> int | None:
+    return None if raw is None else int(raw)
 
 
 def agent_key(ws: str, aid: int) -> dict[str, Any]:
@@ -174,5 +189,6 @@ def agent_fields(agent: Agent) -> dict[str, Any]:
     return {
         "type": "agent", "ws": agent.workspace_id, "aid": agent.id, "slug": agent.slug, "name": agent.name,
         "model": agent.model, "temperature": agent.temperature, "system_prompt": agent.system_prompt,
-        "created_at": agent.created_at,
+        "created_at": agent.created_at, "provider": agent.provider.value,
+        "max_output_tokens": agent.max_output_tokens, "history_window_tokens": agent.history_window_tokens,
     }

@@ -55,6 +55,19 @@ def activity_sk(last_activity_at: str, sid: int) -> str:
     return f"A#{last_activity_at}#{pad(sid)}"
 
 
+def usage_pk(ws: str) -> str:
+    return f"W#{ws}#USAGE"
+
+
+def day_prefix(day: str) -> str:
+    return f"D#{day}#"
+
+
+def usage_sk(day: str, model: str) -> str:
+    """Per workspace, day (YYYY-MM-DD, UTC) and model: one item summing the turns' tokens."""
+    return f"{day_prefix(day)}M#{model}"
+
+
 SESSION_SK = "S"
 CONTAINER_SK = "C"
 CONTAINER_GSI_SK = "~"  # sorts after every activity key: heads a descending list

@@ -12,6 +12,12 @@ from chatkeep.repository.codec import from_item, to_av
 from chatkeep.repository.errors import cancellation
 from chatkeep.repository.items import item_type, message_from_item, session_from_item, session_key
 from chatkeep.repository.table import ChatTable
+from chatkeep.repository.turn_items import (
+    ENDED_TURN_ATTRIBUTES,
+    IN_PROGRESS_VALUES,
+    NO_TURN_IN_PROGRESS,
+    queued_turn_values,
+)
 
 
 class MessageAccess(ChatTable):
@@ -66,10 +72,11 @@ class MessageAccess(ChatTable):
         return int(data["sid"]), data["msk"]
 
     def post_message(self, message: Message, *, owner_condition: str | None, now: float,
-                     activity_at: str, retention: int) -> None:
+                     activity_at: str, retention: int, turn_id: int | None = None) -> None:
         """One transaction: the session accepts the message (race-free lifecycle check) and the message and
         its id claim are written. A refused post writes nothing. `retention`: the service's rule, seconds a
-        session is kept after it expires (purge_at moves with exp)."""
+        session is kept after it expires (purge_at moves with exp). `turn_id`: the message starts the agent's
+        turn, queued on the session in the same write, refused (TurnInProgress) while another is in progress."""
         ws, sid, mid = message.workspace_id, message.session_id, message.id
         values: dict[str, Any] = {
             ":now": to_av(int(now)), ":at": to_av(activity_at),
@@ -79,12 +86,20 @@ class MessageAccess(ChatTable):
         condition = (self._visible_condition(owner_condition, values, names)
                      + " AND attribute_not_exists(closed_at) AND exp > :now")
         msk = keys.message_sk(message.created_at, mid)
+        # Expiry moves with activity, using the session's own idle timeout (no read needed).
+        expression = ("SET last_activity_at = :at, updated_at = :at, gsi1sk = :gsk, "
+                      "exp = idle_timeout + :now, purge_at = idle_timeout + :nowr")
+        if turn_id is not None:
+            condition += " AND " + NO_TURN_IN_PROGRESS
+            values.update(IN_PROGRESS_VALUES)
+            for i, (name, value) in enumerate(queued_turn_values(turn_id, mid).items()):
+                expression += f", {name} = :turn{i}"
+                values[f":turn{i}"] = to_av(value)
+            expression += " REMOVE " + ", ".join(ENDED_TURN_ATTRIBUTES)
         update = {
             "TableName": self.table_name,
             "Key": session_key(ws, sid),
-            # Expiry moves with activity, using the session's own idle timeout (no read needed).
-            "UpdateExpression": ("SET last_activity_at = :at, updated_at = :at, gsi1sk = :gsk, "
-                                 "exp = idle_timeout + :now, purge_at = idle_timeout + :nowr"),
+            "UpdateExpression": expression,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",

@@ -15,6 +15,7 @@ from chatkeep.errors import (
     ServiceUnavailable,
     SessionClosed,
     SessionExpired,
+    TurnInProgress,
 )
 from chatkeep.models import Message, Session
 from chatkeep.repository.batch import MAX_ATTEMPTS, TableAccess, backoff_delay
@@ -72,6 +73,9 @@ class ChatTable(TableAccess):
             return SessionClosed("this session is closed: start a new session")
         if data.get("exp", 0) <= now:
             return SessionExpired("this session expired after inactivity: start a new session")
+        if data.get("turn_status") in ("queued", "running"):
+            return TurnInProgress("the agent is still answering the previous message: wait for its reply, or "
+                                  "cancel the turn (POST /v1/sessions/{id}/turn/cancel, cancelTodoChatTurn)")
         return BadInput(f"{what} cannot be changed that way")
 
     def get_session(self, ws: str, sid: int) -> Session | None:
@@ -91,7 +95,8 @@ class ChatTable(TableAccess):
                 return
         raise ServiceUnavailable("the data store is busy: retry shortly")
 
-    def _message_puts(self, message: Message) -> list[dict[str, Any]]:
-        """The transaction Puts of a new message and its id claim; both refuse to overwrite."""
+    def _message_puts(self, message: Message, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The transaction Puts of a new message and its id claim; both refuse to overwrite. `extra`: more
+        attributes of the message item (an agent reply's)."""
         return [{"Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
-                for item in message_items(message)]
+                for item in message_items(message, extra)]

@@ -7,7 +7,7 @@ from typing import Any
 from chatkeep import clock, ids, limits
 from chatkeep.auth import Principal
 from chatkeep.errors import BadInput, Forbidden, NotFound, SessionClosed, SessionExpired
-from chatkeep.models import Message, MessagePage, Role, Session, SessionStatus
+from chatkeep.models import Message, MessagePage, Role, Session, SessionStatus, Turn, TurnStatus
 from chatkeep.rules.base import logger, with_fresh_ids
 from chatkeep.rules.sessions import FirstMessage, SessionRules
 
@@ -37,10 +37,13 @@ class MessageRules(SessionRules):
         stamp = clock.iso(now)
         retention = self._retention()
 
+        # A user message to a session whose agent is managed starts the agent's turn, in the same write.
+        turn_id = ids.new_id() if session.agent_managed and role is Role.USER else None
+
         def attempt() -> Message:
             message = self._new_message(principal, session, content, role, metadata, stamp)
             self.repo.post_message(message, owner_condition=self.owner_condition(principal), now=now,
-                                   activity_at=stamp, retention=retention)
+                                   activity_at=stamp, retention=retention, turn_id=turn_id)
             return message
 
         # Not counted here: the stream processor counts every message that lands (StreamMessagesCounted, one
@@ -49,6 +52,8 @@ class MessageRules(SessionRules):
         session.last_activity_at = session.updated_at = stamp
         session.expires_at_epoch = int(now) + session.idle_timeout
         session.purge_at = int(session.expires_at_epoch) + retention
+        if turn_id is not None:
+            session.turn = Turn(id=turn_id, status=TurnStatus.QUEUED, message_id=message.id)
         # DEBUG, not INFO: posts are the busiest write, counted by the stream's StreamMessagesCounted metric
         # and recorded by the API's access log; a JSON line each was ~15% of a post's CPU.
         # POWERTOOLS_LOGGER_SAMPLE_RATE (or LOG_LEVEL=DEBUG) brings them back for a share of requests.

@@ -8,8 +8,18 @@ from typing import Any
 
 from chatkeep import clock, ids, limits
 from chatkeep.auth import Principal
-from chatkeep.errors import BadInput
-from chatkeep.models import BotConfig, Message, Role, Session, SessionPage, SessionStatus, SessionView
+from chatkeep.errors import BadInput, NotFound
+from chatkeep.models import (
+    BotConfig,
+    Message,
+    Role,
+    Session,
+    SessionPage,
+    SessionStatus,
+    SessionView,
+    Turn,
+    TurnStatus,
+)
 from chatkeep.observability import count
 from chatkeep.repository.base import SessionListing
 from chatkeep.rules.base import UNSET, logger, with_fresh_ids
@@ -78,6 +88,7 @@ class SessionRules(ContainerRules):
 
     def _write_session(self, principal: Principal, container_id: int, owner: str, fields: NewSession,
                        first_message: FirstMessage | None) -> Session:
+        managed = fields.agent_id is not None and self._agent_is_managed(principal.workspace_id, fields.agent_id)
         now = clock.now()
         stamp = clock.iso(now)
 
@@ -87,12 +98,15 @@ class SessionRules(ContainerRules):
                 created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=fields.idle_timeout,
                 expires_at_epoch=int(now) + fields.idle_timeout, title=fields.title, agent_id=fields.agent_id,
                 ui_layout=fields.ui_layout, metadata=fields.metadata, initial_context=fields.initial_context,
+                agent_managed=managed,
             )
             session.purge_at = int(session.expires_at_epoch) + self._retention()
             message = None
             if first_message is not None:
                 message = first_message.message = self._new_message(
                     principal, session, first_message.content, Role.USER, first_message.metadata, stamp)
+                if managed:  # the first message starts the agent's turn, in the same write
+                    session.turn = Turn(id=ids.new_id(), status=TurnStatus.QUEUED, message_id=message.id)
             self.repo.create_session(session, owner_condition=self.owner_condition(principal),
                                      agent_id=fields.agent_id, first_message=message)
             return session
@@ -101,6 +115,14 @@ class SessionRules(ContainerRules):
         count("SessionsCreated")
         logger.info("session created", extra={"session_id": session.id, "container_id": container_id})
         return session
+
+    def _agent_is_managed(self, ws: str, agent_id: int) -> bool:
+        """Whether the agent answers through chatkeep (bedrock): a session remembers it, so a post needs no
+        agent read. Agents never change provider and are never deleted, so the copy stays true."""
+        agent = self.repo.get_agent(ws, agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id} not found")
+        return agent.managed
 
     def get_session(self, principal: Principal, sid: int, *, message_limit: int = limits.MAX_MESSAGES_PAGE,
                     before_message_id: int | None = None) -> SessionView:
@@ -161,6 +183,8 @@ class SessionRules(ContainerRules):
             changes["title"] = limits.check_title(title)
         if agent_id is not UNSET:
             changes["agent_id"] = agent_id
+            managed = agent_id is not None and self._agent_is_managed(principal.workspace_id, agent_id)
+            changes["agent_managed"] = True if managed else None
         if ui_layout is not UNSET and ui_layout is not None:
             changes["ui_layout"] = ui_layout
         if metadata is not UNSET:

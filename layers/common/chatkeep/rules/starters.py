@@ -33,6 +33,7 @@ class StarterRules(ServiceBase):
                 id=ids.new_id(), workspace_id=ws, container_id=container_id, owner=principal.owner_tag,
                 created_at=stamp, updated_at=stamp, last_activity_at=stamp, idle_timeout=timeout,
                 expires_at_epoch=int(now) + timeout, title=STARTER_TITLE, agent_id=agent.id if agent else None,
+                agent_managed=bool(agent and agent.managed),
             )
             candidate.purge_at = int(candidate.expires_at_epoch) + self._retention()
             try:

@@ -49,6 +49,7 @@ from chatkeep.repository.search_index import (
 )
 from chatkeep.repository.stream_store import CountRecord, StreamStore, parse_starter_key
 from chatkeep.stream.records import Change, ChangeKind, classify, truncate_content
+from chatkeep.stream.turn_queue import TurnJob, TurnQueue
 
 SessionKey = tuple[str, int]  # (workspace id, session id)
 
@@ -71,6 +72,8 @@ class SessionPlan:
     titles_before_remove: list[str | None] = field(default_factory=list)
     messages: list[Change] = field(default_factory=list)  # message INSERTs after the last REMOVE
     title_changes: list[Change] = field(default_factory=list)  # session INSERT/MODIFY after it
+    turns: list[int] = field(default_factory=list)  # agent turns queued after it (ids, in stream order)
+    finished_replies: list[Change] = field(default_factory=list)  # agent replies' final content after it
 
     @property
     def key(self) -> SessionKey:
@@ -98,10 +101,18 @@ def plan_batch(changes: list[Change]) -> list[SessionPlan]:
             plan.remove = change
             plan.messages.clear()
             plan.title_changes.clear()
+            plan.turns.clear()
+            plan.finished_replies.clear()
         elif change.kind is ChangeKind.MESSAGE_INSERT:
             plan.messages.append(change)
+        elif change.kind is ChangeKind.REPLY_FINISHED:
+            plan.finished_replies.append(change)
+        elif change.kind is ChangeKind.TURN_QUEUED:
+            plan.turns.append(change.turn_id or 0)
         else:
             plan.title_changes.append(change)
+            if change.turn_id is not None:
+                plan.turns.append(change.turn_id)
     return list(plans.values())  # inserted in stream order of each session's first record
 
 
@@ -146,6 +157,7 @@ class BatchStats:
     ttl_cascades: int = 0
     failed_sessions: int = 0
     reported: int = 0
+    turns_queued: int = 0
 
 
 class CoalescingBatchProcessor(BatchProcessor):
@@ -155,6 +167,7 @@ class CoalescingBatchProcessor(BatchProcessor):
         super().__init__(event_type=EventType.DynamoDBStreams)
         self._store = store
         self._index = index
+        self._turn_queue: TurnQueue | None = None
         self.stats = BatchStats()
 
     @property
@@ -162,6 +175,12 @@ class CoalescingBatchProcessor(BatchProcessor):
         if self._store is None:
             self._store = StreamStore()
         return self._store
+
+    @property
+    def turn_queue(self) -> TurnQueue:
+        if self._turn_queue is None:
+            self._turn_queue = TurnQueue()
+        return self._turn_queue
 
     @property
     def index(self) -> SearchIndex:
@@ -258,25 +277,36 @@ class CoalescingBatchProcessor(BatchProcessor):
             if not in_play(plan):
                 continue
             session_puts, session_deletes = title_writes(plan)
-            if plan.messages and plan.container_id is not None:
-                session_puts += content_entries(
-                    plan.workspace_id, plan.container_id, plan.session_id, [c.content for c in plan.messages]
-                )
+            contents = [c.content for c in (*plan.messages, *plan.finished_replies)]
+            if contents and plan.container_id is not None:
+                session_puts += content_entries(plan.workspace_id, plan.container_id, plan.session_id, contents)
             for entry in (*session_puts, *session_deletes):
                 owner[key_id(entry.key())] = plan
             puts += session_puts
             deletes += session_deletes
-        if not puts and not deletes:
-            return failed
-        try:
-            self.index.write(puts=puts, deletes=deletes)
-            self.stats.index_puts += len(puts)
-            self.stats.index_deletes += len(deletes)
-        except UnwrittenItems as exc:
-            unwritten = {owner[request_key(r)].key for r in exc.requests if request_key(r) in owner}
-            for plan in plans:
-                if plan.key in unwritten and plan.key not in failed_keys:
-                    fail(plan, exc)
+        if puts or deletes:
+            try:
+                self.index.write(puts=puts, deletes=deletes)
+                self.stats.index_puts += len(puts)
+                self.stats.index_deletes += len(deletes)
+            except UnwrittenItems as exc:
+                unwritten = {owner[request_key(r)].key for r in exc.requests if request_key(r) in owner}
+                for plan in plans:
+                    if plan.key in unwritten and plan.key not in failed_keys:
+                        fail(plan, exc)
+
+        # 3) agent turns to the turn queue (the worker ignores a turn that is not queued any more, so a
+        # replayed batch that sends a turn twice costs a message, never a second reply)
+        jobs = [TurnJob(workspace_id=plan.workspace_id, session_id=plan.session_id, turn_id=turn_id)
+                for plan in plans if in_play(plan) for turn_id in plan.turns]
+        if jobs:
+            by_key = {plan.key: plan for plan in plans}
+            unsent = self.turn_queue.send(jobs)
+            for job, error in unsent:
+                plan = by_key[(job.workspace_id, job.session_id)]
+                if plan.key not in failed_keys:
+                    fail(plan, error)
+            self.stats.turns_queued += len(jobs) - len(unsent)
         return failed
 
     def _cascade(self, plan: SessionPlan) -> None:
@@ -372,6 +402,7 @@ def handle(
                 "cascades": stats.cascades,
                 "ttl_cascades": stats.ttl_cascades,
                 "failed_sessions": stats.failed_sessions,
+                "turns_queued": stats.turns_queued,
                 "reported": stats.reported,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
@@ -388,5 +419,7 @@ def _emit_metrics(stats: BatchStats) -> None:
         count("StreamMessagesCounted", stats.messages_counted)
         count("StreamCascades", stats.cascades)
         count("StreamRecordsReported", stats.reported)
+        if stats.turns_queued:
+            count("TurnsStarted", stats.turns_queued)
     except Exception:  # noqa: BLE001 - metrics are best effort
         logger.debug("metrics not recorded", exc_info=sys.exc_info())

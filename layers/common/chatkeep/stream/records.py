@@ -21,6 +21,8 @@ class ChangeKind(StrEnum):
     SESSION_INSERT = "session_insert"
     SESSION_TITLE = "session_title"  # a MODIFY that changed the title
     SESSION_REMOVE = "session_remove"
+    TURN_QUEUED = "turn_queued"  # a MODIFY that queued an agent turn (a user post or a retry)
+    REPLY_FINISHED = "reply_finished"  # an agent reply's MODIFY to its final content: index it
 
 
 @dataclass(slots=True)
@@ -40,6 +42,8 @@ class Change:
     content: str | None = None
     created_at: str | None = None
     message_id: int | None = None
+    # session inserts and modifies: an agent turn this record queued (the turn worker's job)
+    turn_id: int | None = None
 
 
 def _get(image: dict[str, Any] | None, name: str) -> Any:
@@ -82,6 +86,22 @@ def truncate_content(content: str | None) -> str:
     return data[:MAX_INDEXED_CONTENT_BYTES].decode("utf-8", "ignore")
 
 
+def _queued_turn(old: dict[str, Any] | None, new: dict[str, Any] | None) -> int | None:
+    """The id of an agent turn this change queued (None when it queued none)."""
+    if _get(new, "turn_status") != "queued":
+        return None
+    turn_id = _get(new, "turn_id")
+    if not isinstance(turn_id, int):
+        raise ValueError("a queued turn without a turn_id")
+    if old is not None and _get(old, "turn_id") == turn_id and _get(old, "turn_status") == "queued":
+        return None  # the same queued turn, an unrelated change of the session
+    return turn_id
+
+
+def _reply_finished(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    return _get(old, "status") == "streaming" and _get(new, "status") in ("complete", "failed", "cancelled")
+
+
 def classify(record: dict[str, Any]) -> Change | None:
     """A raw Lambda DynamoDB stream record -> Change, or None when it needs no work.
 
@@ -107,8 +127,12 @@ def classify(record: dict[str, Any]) -> Change | None:
     cid = cid if isinstance(cid, int) else None
 
     if kind == "message":
+        if event == "MODIFY" and _reply_finished(old, new):
+            content = _get(new, "content")
+            return Change(kind=ChangeKind.REPLY_FINISHED, sequence_number=seq, workspace_id=ws, session_id=sid,
+                          container_id=cid, content=content if isinstance(content, str) else None)
         if event != "INSERT":
-            return None  # messages are immutable; their REMOVEs come from our own cascades
+            return None  # only agent replies change, and only while streaming; REMOVEs come from our cascades
         content = _get(new, "content")
         return Change(
             kind=ChangeKind.MESSAGE_INSERT,
@@ -129,10 +153,15 @@ def classify(record: dict[str, Any]) -> Change | None:
             session_id=sid,
             container_id=cid,
             new_title=_get(new, "title"),
+            turn_id=_queued_turn(None, new),
         )
     if event == "MODIFY":
         old_title, new_title = _get(old, "title"), _get(new, "title")
+        turn_id = _queued_turn(old, new)
         if old_title == new_title:
+            if turn_id is not None:
+                return Change(kind=ChangeKind.TURN_QUEUED, sequence_number=seq, workspace_id=ws, session_id=sid,
+                              container_id=cid, turn_id=turn_id)
             return None  # activity, counts, close, bot config...: no derived data changes
         return Change(
             kind=ChangeKind.SESSION_TITLE,
@@ -142,6 +171,7 @@ def classify(record: dict[str, Any]) -> Change | None:
             container_id=cid,
             old_title=old_title,
             new_title=new_title,
+            turn_id=turn_id,
         )
     if event == "REMOVE":
         if old is None:
