@@ -104,7 +104,7 @@ def assert_error(reply: Reply, status: int, code: str | None = None) -> None:
 
 
 SESSION_KEYS = {"id", "channel_id", "agent_id", "title", "status", "message_count", "metadata", "initial_context",
-                "created_at", "expires_at", "last_message_at"}
+                "created_at", "expires_at", "last_message_at", "turn", "usage"}
 
 
 # ---------------------------------------------------------------- channels

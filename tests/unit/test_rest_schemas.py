@@ -82,7 +82,7 @@ def test_openapi_declares_every_status_with_the_error_body() -> None:
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert document["security"] == [{"bearerAuth": []}]
     operations = [(path, method, op) for path, ops in document["paths"].items() for method, op in ops.items()]
-    assert len(operations) == 15
+    assert len(operations) == 18
     for path, method, op in operations:
         statuses = set(op["responses"])
         assert {"400", "401", "403", "404", "422", "429", "500", "503"} <= statuses, (method, path)

@@ -39,6 +39,10 @@ PROTECTED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/agents"): "RestApiFunction",
     ("GET", "/v1/agents"): "RestApiFunction",
     ("GET", "/v1/agents/{agent_id}"): "RestApiFunction",
+    # DESIGN.md section 8 (agent turns)
+    ("POST", "/v1/sessions/{session_id}/turn/cancel"): "RestApiFunction",
+    ("POST", "/v1/sessions/{session_id}/turn"): "RestApiFunction",
+    ("GET", "/v1/usage"): "RestApiFunction",
 }
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): "RestApiFunction",

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     CHANNEL = "ch"
     AGENT = "agt"
     MESSAGE = "msg"
+    TURN = "trn"
 
 
 # Crockford digits -> the digits int(..., 32) reads; every other ASCII character -> one int() refuses

@@ -18,7 +18,7 @@ from chatkeep.errors import ChatkeepError
 from chatkeep.powertools_compat import use_lazy_compression
 from chatkeep.rest import errors, validation
 from chatkeep.rest.responses import json_text
-from chatkeep.rest.routers import agents, channels, messages, sessions
+from chatkeep.rest.routers import agents, channels, messages, sessions, turns
 
 TITLE = "chatkeep REST API"
 VERSION = "1.0.0"
@@ -49,7 +49,7 @@ def openapi_args() -> dict[str, Any]:
 # against them (Powertools' enable_validation did the same in about half of a warm request's CPU).
 app = APIGatewayHttpResolver()
 use_lazy_compression(app)  # Accept-Encoding read only where a route compresses (/docs)
-for module in (channels, sessions, messages, agents):
+for module in (channels, sessions, messages, agents, turns):
     app.include_router(module.router)
 app.use(middlewares=[validation.validate_request])
 

@@ -193,6 +193,22 @@ class UpdateSessionIn(RequestModel):
     agent_id: AgentIdIn | None = None
 
 
+class UsageOut(ResponseModel):
+    input_tokens: int = Field(description="Tokens the model read")
+    output_tokens: int = Field(description="Tokens the model wrote")
+
+
+class TurnOut(ResponseModel):
+    """The agent's current (or last) turn on a session: a bedrock agent answering a user message."""
+
+    id: str = Field(examples=["trn_1x2y3z"])
+    status: Literal["queued", "running", "complete", "failed", "cancelled"]
+    message_id: str = Field(description="The user message it answers")
+    reply_id: str | None = Field(description="The agent's reply message, once it has one")
+    error: str | None = Field(description="Failure code of a failed turn (model_throttled, model_error, ...)")
+    cancel_requested: bool = Field(description="A cancel was asked and the worker has not stopped yet")
+
+
 class SessionOut(ResponseModel):
     id: str = Field(examples=["ses_01hxyz"])
     channel_id: str = Field(examples=["ch_01hxyz"])
@@ -205,6 +221,8 @@ class SessionOut(ResponseModel):
     created_at: Timestamp
     expires_at: Timestamp
     last_message_at: Timestamp | None
+    turn: TurnOut | None = Field(description="The agent's current or last turn; null when its agent never answered")
+    usage: UsageOut = Field(description="Tokens of every agent turn of the session")
 
 
 class SessionList(ResponseModel):
@@ -248,6 +266,13 @@ class MessageOut(ResponseModel):
     sender_id: str | None = Field(description="The `sub` of the user who sent it; null for assistant messages")
     sender_name: str | None
     created_at: Timestamp
+    status: Literal["streaming", "complete", "failed", "cancelled"] | None = Field(
+        description="An agent reply's status (null for other messages): streaming while the model writes")
+    model: str | None = Field(description="An agent reply's model")
+    stop_reason: str | None = Field(description="Why the model stopped (end_turn, max_tokens, ...)")
+    usage: UsageOut | None = Field(description="An agent reply's tokens")
+    error: ErrorDetail | None = Field(description="A failed or cut-short reply's code and message")
+    turn: TurnOut | None = Field(default=None, description="In a 201: the agent turn this message started")
 
 
 class MessageList(ResponseModel):
@@ -281,6 +306,14 @@ class CreateAgentIn(RequestModel):
     temperature: Temperature | None = None
     system_prompt: str | None = Field(
         default=None, description=f"At most {limits.MAX_SYSTEM_PROMPT_BYTES} bytes (UTF-8), else 413")
+    provider: Literal["external", "bedrock"] = Field(
+        default="external", description="external: your back end posts the replies; bedrock: chatkeep answers with "
+                                        "Amazon Bedrock (model must be one of the deployment's AllowedModelIds)")
+    max_output_tokens: Annotated[int, Field(ge=limits.OUTPUT_TOKENS[0], le=limits.OUTPUT_TOKENS[1])] | None = (
+        Field(default=None, description="bedrock agents: the reply's cap (default 1024)"))
+    history_window_tokens: Annotated[int, Field(ge=limits.HISTORY_WINDOW_TOKENS[0],
+                                                le=limits.HISTORY_WINDOW_TOKENS[1])] | None = (
+        Field(default=None, description="bedrock agents: history sent to the model, newest first (default 8000)"))
 
 
 class AgentOut(ResponseModel):
@@ -291,9 +324,27 @@ class AgentOut(ResponseModel):
     temperature: float | None
     system_prompt: str | None
     created_at: Timestamp
+    provider: Literal["external", "bedrock"]
+    max_output_tokens: int | None
+    history_window_tokens: int | None
 
 
 class AgentList(ResponseModel):
     data: list[AgentOut]
     has_more: bool
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- usage
+
+
+class UsageRow(ResponseModel):
+    day: str = Field(description="UTC day, YYYY-MM-DD", examples=["2026-12-03"])
+    model: str
+    turns: int
+    input_tokens: int
+    output_tokens: int
+
+
+class UsageList(ResponseModel):
+    data: list[UsageRow] = Field(description="One row per day and model, days ascending")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chatkeep import clock, ids
-from chatkeep.models import Agent, Container, Message, Session
+from chatkeep.models import Agent, Container, Message, Session, Turn, Usage
 
 
 def _optional_id(kind: ids.Kind, number: int | None) -> str | None:
@@ -30,7 +30,23 @@ def session_json(session: Session, now: float | None = None) -> dict[str, Any]:
         "created_at": session.created_at,
         "expires_at": clock.iso(session.expires_at_epoch),
         "last_message_at": session.last_message_at,
+        "turn": turn_json(session.turn),
+        "usage": usage_json(session.usage),
     }
+
+
+def turn_json(turn: Turn | None) -> dict[str, Any] | None:
+    """The `TurnOut` shape."""
+    if turn is None:
+        return None
+    return {"id": ids.encode(ids.Kind.TURN, turn.id), "status": turn.status.value,
+            "message_id": ids.encode(ids.Kind.MESSAGE, turn.message_id),
+            "reply_id": _optional_id(ids.Kind.MESSAGE, turn.reply_id), "error": turn.error_code,
+            "cancel_requested": turn.cancel_requested}
+
+
+def usage_json(usage: Usage | None) -> dict[str, int] | None:
+    return None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -45,7 +61,22 @@ def message_json(message: Message) -> dict[str, Any]:
         "sender_id": message.sender_sub,
         "sender_name": message.sender_name,
         "created_at": message.created_at,
+        "status": message.status.value if message.status else None,
+        "model": message.model,
+        "stop_reason": message.stop_reason,
+        "usage": usage_json(message.usage),
+        "error": ({"code": message.error_code, "message": message.error_message or message.error_code}
+                  if message.error_code else None),
+        "turn": None,  # a 201 names the turn the message started (posted_message_json)
     }
+
+
+def posted_message_json(message: Message, session: Session) -> dict[str, Any]:
+    """A 201's message: with the agent turn it started, if it started one."""
+    body = message_json(message)
+    turn = session.turn
+    body["turn"] = turn_json(turn) if turn is not None and turn.message_id == message.id else None
+    return body
 
 
 def channel_json(container: Container) -> dict[str, Any]:
@@ -70,4 +101,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "temperature": None if agent.temperature is None else float(agent.temperature),
         "system_prompt": agent.system_prompt,
         "created_at": agent.created_at,
+        "provider": agent.provider.value,
+        "max_output_tokens": agent.max_output_tokens,
+        "history_window_tokens": agent.history_window_tokens,
     }

@@ -29,7 +29,9 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
 
     def run() -> tuple[int, dict]:
         agent = default_service().create_agent(p, slug=body.slug, name=body.name, model=body.model,
-                                       temperature=body.temperature, system_prompt=body.system_prompt)
+                                               temperature=body.temperature, system_prompt=body.system_prompt,
+                                               provider=body.provider, max_output_tokens=body.max_output_tokens,
+                                               history_window_tokens=body.history_window_tokens)
         return 201, agent_json(agent)
 
     return created(p, "POST /v1/agents", idempotency_key, run, body)

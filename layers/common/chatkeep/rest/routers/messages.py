@@ -28,7 +28,7 @@ from chatkeep.rest.schemas import (
     PostChannelMessageIn,
     PostSessionMessageIn,
 )
-from chatkeep.rest.shaping import message_json, session_json
+from chatkeep.rest.shaping import message_json, posted_message_json, session_json
 from chatkeep.service import default_service
 
 router = Router()
@@ -50,24 +50,26 @@ def post_channel_message(channel_id: ChannelIdPath, body: PostChannelMessageIn,
         message, session = default_service().post_to_container(
             p, cid, content=body.content, session_id=decode_optional(ids.Kind.SESSION, body.session_id),
             metadata=body.metadata)
-        return 201, {"session": session_json(session), "message": message_json(message)}
+        return 201, {"session": session_json(session), "message": posted_message_json(message, session)}
 
     return created(p, "POST /v1/channels/{channel_id}/messages", idempotency_key, run, body,
                    channel_id=cid)
 
 
 @router.post("/v1/sessions/<session_id>/messages", tags=["messages"], summary="Send a message to a session",
-             responses=declare(201, MessageOut, "The message; 409 session_expired / session_closed when the "
-                                                "session no longer accepts messages", 409, 413, 415))
+             responses=declare(201, MessageOut, "The message (and the agent turn it started, if its agent is a bedrock "
+                                                "agent); 409 session_expired / session_closed when the session no "
+                                                "longer accepts messages, turn_in_progress while the agent is still "
+                                                "answering", 409, 413, 415))
 def post_session_message(session_id: SessionIdPath, body: PostSessionMessageIn,
                          idempotency_key: IdempotencyKey = None):
     p = principal(router)
     sid = decode(ids.Kind.SESSION, session_id)
 
     def run() -> tuple[int, dict]:
-        message, _ = default_service().post_message(p, sid, content=body.content, role=body.role,
-                                                    metadata=body.metadata)
-        return 201, message_json(message)
+        message, session = default_service().post_message(p, sid, content=body.content, role=body.role,
+                                                          metadata=body.metadata)
+        return 201, posted_message_json(message, session)
 
     return created(p, "POST /v1/sessions/{session_id}/messages", idempotency_key, run, body,
                    session_id=sid)
