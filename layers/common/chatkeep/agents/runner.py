@@ -8,13 +8,14 @@ finish (complete / failed with a stable code / cancelled) with usage, stop reaso
   first token only (after it, retrying would restart a reply the client is already reading); the delays are
   recorded in `TurnResult.backoff` and slept through the injected `sleep`.
 - A cancel, close, expiry or delete is noticed by the next periodic write (its condition fails) or, while the
-  model is silent, by a watchdog's consistent read every `persist_interval`; the stream is then closed.
+  model is silent, by one consistent read of the session per `persist_interval`; the stream is then closed.
 - A redelivered turn that already ended writes nothing; a running turn whose lease ran out (its worker died)
   is taken over and ends with the same single reply message.
 """
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
@@ -30,7 +31,7 @@ from chatkeep.agents.converse import (
     effective_model,
     history_window,
 )
-from chatkeep.agents.model import FailureCode, Finished, ModelFailure, ModelStream, TextDelta
+from chatkeep.agents.model import FailureCode, Finished, ModelFailure, ModelStream
 from chatkeep.models import Agent, Message, ReplyStatus, Role, TurnStatus, Usage
 from chatkeep.observability import logger
 from chatkeep.repository.base import IdCollision
@@ -205,7 +206,12 @@ class TurnRunner:
 
 
 class _Streaming:
-    """One turn's model call and the reply's writes (a helper object: the state of one run)."""
+    """One turn's model call and the reply's writes (a helper object: the state of one run).
+
+    A reader thread calls the model and hands its events over a queue; this thread writes the reply and, while
+    the model is silent, checks the session once per interval. So a cancel is seen within about a second even
+    when the model stalls (a read blocked on a socket cannot be interrupted portably; the reader is left to end
+    with its connection, and its events are ignored)."""
 
     def __init__(self, runner: TurnRunner, claim: TurnClaim, choice: ModelChoice, request: dict[str, Any],
                  started: float) -> None:
@@ -213,46 +219,29 @@ class _Streaming:
         self.text = ""
         self.writes = 0
         self.last_write = time.monotonic()  # of the reply's content: paces the persists
-        self.last_heard = self.last_write  # of a token or a watchdog read: paces the watchdog
         self.first_token_at: float | None = None
         self.stop: StopReason | None = None
-        self.stream: ModelStream | None = None
-        self.lock = threading.Lock()
-        self.done = threading.Event()
 
     def run(self) -> TurnResult:
         runner = self.runner
-        watchdog = threading.Thread(target=self._watch, name="turn-watchdog", daemon=True)
-        watchdog.start()
         backoff: list[float] = []
         attempts = 0
-        try:
-            while True:
-                attempts += 1
-                try:
-                    finished = self._stream_once()
-                    break
-                except ModelFailure as failure:
-                    if self.stop is not None:
-                        return self._stopped()
-                    if failure.retryable and not self.text and attempts < runner.settings.model_max_attempts:
-                        delay = backoff_delay(attempts - 1, runner.rng)
-                        backoff.append(delay)
-                        runner.sleep(delay)
-                        continue
-                    code = failure.code
-                    if code == FailureCode.MODEL_ERROR and failure.retryable and "Throttl" in failure.message:
-                        code = FailureCode.MODEL_THROTTLED
-                    result = runner._fail(self.claim, self.choice, code, failure.message, text=self.text)
-                    return self._done(result, attempts, backoff)
-                except TurnStopped as stopped:
-                    self.stop = stopped.reason
-                    return self._done(self._stopped(), attempts, backoff)
-            if self.stop is not None:
+        while True:
+            attempts += 1
+            try:
+                finished = self._stream_once()
+            except ModelFailure as failure:
+                if failure.retryable and not self.text and attempts < runner.settings.model_max_attempts:
+                    delay = backoff_delay(attempts - 1, runner.rng)
+                    backoff.append(delay)
+                    runner.sleep(delay)
+                    continue
+                result = runner._fail(self.claim, self.choice, failure.code, failure.message, text=self.text)
+                return self._done(result, attempts, backoff)
+            except TurnStopped as stopped:
+                self.stop = stopped.reason
                 return self._done(self._stopped(), attempts, backoff)
             return self._done(self._complete(finished), attempts, backoff)
-        finally:
-            self.done.set()
 
     def _done(self, result: TurnResult, attempts: int, backoff: list[float]) -> TurnResult:
         result.attempts, result.backoff, result.writes = attempts, backoff, self.writes + 1
@@ -261,24 +250,52 @@ class _Streaming:
         return result
 
     def _stream_once(self) -> Finished:
-        stream = self.runner.model.stream(self.request)
-        with self.lock:
-            self.stream = stream
-            if self.stop is not None:
-                stream.close()
-        for event in stream:
-            if isinstance(event, TextDelta):
+        """One model call: its events until Finished; raises ModelFailure or TurnStopped."""
+        events: queue.Queue[Any] = queue.Queue()
+        opened: list[ModelStream] = []
+        reader = threading.Thread(target=self._read, args=(events, opened), name="turn-model-reader", daemon=True)
+        reader.start()
+        interval = self.runner.persist_interval
+        try:
+            while True:
+                try:
+                    event = events.get(timeout=interval)
+                except queue.Empty:  # the model is silent: has the turn been cancelled, closed, deleted?
+                    self._check()
+                    continue
+                if isinstance(event, BaseException):
+                    raise event
+                if isinstance(event, Finished):
+                    return event
                 self._grow(event.text)
-            elif isinstance(event, Finished):
-                return event
-            if self.stop is not None:
-                break
-        raise ModelFailure(FailureCode.MODEL_ERROR, "the turn stopped", retryable=False)
+        finally:
+            # Close the stream without waiting: a close blocks until a read blocked on the same buffered socket
+            # returns (the model may stay silent for long), and the turn must end now.
+            for stream in opened:
+                threading.Thread(target=stream.close, name="turn-model-close", daemon=True).start()
+
+    def _read(self, events: queue.Queue[Any], opened: list[ModelStream]) -> None:
+        try:
+            stream = self.runner.model.stream(self.request)
+            opened.append(stream)
+            for event in stream:
+                events.put(event)
+        except BaseException as exc:  # noqa: BLE001 - handed to the turn's thread, which decides
+            events.put(exc)
+
+    def _check(self) -> None:
+        try:
+            reason = self.runner.store.check(self.claim, now=clock.now())
+        except Exception:  # a failed read is not a reason to stop: the next check or write will tell
+            logger.exception("turn check failed")
+            return
+        if reason is not None:
+            raise TurnStopped(reason)
 
     def _grow(self, delta: str) -> None:
         runner, claim = self.runner, self.claim
         self.text += delta
-        now = self.last_heard = time.monotonic()
+        now = time.monotonic()
         if claim.reply is None:
             self.first_token_at = now
             for _ in range(ID_ATTEMPTS):
@@ -300,26 +317,6 @@ class _Streaming:
         self.last_write = now
         self.runner.store.persist(self.claim, self.text, now=clock.now())
         self.writes += 1
-
-    def _watch(self) -> None:
-        """While the model is silent, read the session once per interval: a cancel must not wait for a token."""
-        interval = self.runner.persist_interval
-        while not self.done.wait(interval / 2):
-            if time.monotonic() - self.last_heard < interval:
-                continue  # tokens are flowing: the next persist's condition will tell
-            try:
-                reason = self.runner.store.check(self.claim, now=clock.now())
-            except Exception:  # a failed read is not a reason to stop: the next write will tell
-                logger.exception("turn watchdog read failed")
-                continue
-            self.last_heard = time.monotonic()
-            with self.lock:
-                if reason is not None:
-                    self.stop = reason
-                    if self.stream is not None:
-                        self.stream.close()
-            if reason is not None:
-                return
 
     def _stopped(self) -> TurnResult:
         assert self.stop is not None

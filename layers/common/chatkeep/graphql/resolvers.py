@@ -9,7 +9,7 @@ from ariadne import EnumType, MutationType, ObjectType, QueryType, ScalarType
 
 from chatkeep import clock, ids, limits
 from chatkeep.errors import BadInput
-from chatkeep.models import Message, Session, SessionView
+from chatkeep.models import Message, ReplyStatus, Session, SessionView, Turn, TurnStatus, Usage
 from chatkeep.service import UNSET
 
 query = QueryType()
@@ -17,6 +17,8 @@ mutation = MutationType()
 session_type = ObjectType("TodoChatSession")
 json_scalar = ScalarType("JSON")
 status_enum = EnumType("TodoChatSessionStatus", {"ACTIVE": "active", "EXPIRED": "expired", "CLOSED": "closed"})
+turn_status_enum = EnumType("TodoChatTurnStatus", {s.name: s.value for s in TurnStatus})
+reply_status_enum = EnumType("TodoChatReplyStatus", {s.name: s.value for s in ReplyStatus})
 
 
 def _optional_id(value: float | None, what: str) -> int | None:
@@ -39,6 +41,8 @@ def session_dict(session: Session, messages: list[Message] | None = None) -> dic
         "last_message_at": session.last_message_at,
         "metadata": session.metadata,
         "bot_config": {"bot_id": bot.bot_id, "model": bot.model, "temperature": bot.temperature} if bot else None,
+        "turn": turn_dict(session.turn),
+        "usage": usage_dict(session.usage),
         # Preloaded (details query) or None: the messages resolver fetches only when asked for.
         "_messages": messages,
     }
@@ -53,7 +57,25 @@ def message_dict(message: Message) -> dict[str, Any]:
         "is_bot_reply": bot,
         "sent_by": None if bot else {"id": message.sender_sub or "", "first_name": message.sender_name},
         "session_id": message.session_id,
+        "status": message.status.value if message.status else None,
+        "model": message.model,
+        "stop_reason": message.stop_reason,
+        "usage": usage_dict(message.usage),
+        "error": ({"code": message.error_code, "message": message.error_message or message.error_code}
+                  if message.error_code else None),
+        "turn": None,
     }
+
+
+def turn_dict(turn: Turn | None) -> dict[str, Any] | None:
+    if turn is None:
+        return None
+    return {"id": turn.id, "status": turn.status.value, "message_id": turn.message_id, "reply_id": turn.reply_id,
+            "error": turn.error_code, "cancel_requested": turn.cancel_requested}
+
+
+def usage_dict(usage: Usage | None) -> dict[str, int] | None:
+    return None if usage is None else {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
 @session_type.field("messages")
@@ -169,10 +191,13 @@ def delete_many_todo_chat_session(_: Any, info: Any, ids: list[int]) -> int:
 @mutation.field("createTodoChatMessage")
 def create_todo_chat_message(_: Any, info: Any, data: dict[str, Any]) -> dict[str, Any]:
     ctx = info.context
-    message, _session = ctx.service.post_message(
+    message, session = ctx.service.post_message(
         ctx.principal, ids.check_number(data["session_id"], "sessionId"), content=data["message"],
         role="assistant" if data.get("is_bot_reply") else "user")
-    return message_dict(message)
+    out = message_dict(message)
+    if session.turn is not None and session.turn.message_id == message.id:
+        out["turn"] = turn_dict(session.turn)
+    return out
 
 
 @mutation.field("closeTodoChatSession")
@@ -181,4 +206,16 @@ def close_todo_chat_session(_: Any, info: Any, id: float) -> dict[str, Any]:
     return session_dict(ctx.service.close_session(ctx.principal, ids.check_number(id, "id")))
 
 
-bindables = [query, mutation, session_type, json_scalar, status_enum]
+@mutation.field("cancelTodoChatTurn")
+def cancel_todo_chat_turn(_: Any, info: Any, session_id: float) -> dict[str, Any]:
+    ctx = info.context
+    return session_dict(ctx.service.cancel_turn(ctx.principal, ids.check_number(session_id, "sessionId")))
+
+
+@mutation.field("retryTodoChatTurn")
+def retry_todo_chat_turn(_: Any, info: Any, session_id: float) -> dict[str, Any]:
+    ctx = info.context
+    return session_dict(ctx.service.retry_turn(ctx.principal, ids.check_number(session_id, "sessionId")))
+
+
+bindables = [query, mutation, session_type, json_scalar, status_enum, turn_status_enum, reply_status_enum]
