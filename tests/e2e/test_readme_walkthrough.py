@@ -21,7 +21,8 @@ BLOCK = re.compile(r"<!-- walkthrough: ([\w-]+) -->\s*\n```bash\n(.*?)^```", re.
 EXPECTED = re.compile(r"^# => (.*)$", re.MULTILINE)
 STEP_MARK = "@@walkthrough-step "
 # What the walkthrough must keep covering (a step may grow, none may disappear unnoticed).
-STEPS = ["setup", "agent-and-channel", "conversation", "history-and-search", "close", "expiry", "delete", "graphql"]
+STEPS = ["setup", "agent-and-channel", "conversation", "history-and-search", "close", "expiry", "delete", "graphql",
+         "managed-agent"]
 
 
 def walkthrough_blocks(readme: str) -> list[tuple[str, str]]:
