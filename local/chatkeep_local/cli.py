@@ -1,4 +1,5 @@
-"""The `chatkeep` console script: `chatkeep dev` (local runtime) and `chatkeep token` (a dev JWT)."""
+"""The `chatkeep` console script: `chatkeep dev` (local runtime), `chatkeep token` (a dev JWT) and
+`chatkeep id` (an id's REST and GraphQL forms)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+TOKEN_TTL = 3600  # `chatkeep token`'s default lifetime (s); the banner says it
+
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     out = {}
@@ -18,6 +21,16 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
             raise SystemExit(f"{what} must be KEY=VALUE, got {item!r}")
         out[key] = value
     return out
+
+
+def _positive_seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{seconds} s: a token's lifetime must be positive (e.g. 3600)")
+    return seconds
 
 
 def parameter_overrides(dev_args: list[str]) -> dict[str, str]:
@@ -50,12 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     tok.add_argument("--workspace", required=True)
     tok.add_argument("--name", help="given_name claim")
     tok.add_argument("--scope", help="space-separated scopes, e.g. chatkeep/service")
-    tok.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    tok.add_argument("--ttl", type=_positive_seconds, default=TOKEN_TTL, help="lifetime in seconds (default 3600)")
     tok.add_argument("--audience", help="aud (default: the template's JwtAudience)")
     tok.add_argument("--issuer", help="iss (default: the template's JwtIssuer)")
     tok.add_argument("--template", default="template.yaml")
     tok.add_argument("--parameter", action="append", metavar="KEY=VALUE",
                      help="template parameter override, as given to `chatkeep dev`")
+
+    ident = sub.add_parser("id", help="convert an id between its REST form (ses_c1s) and its GraphQL number (12345)")
+    ident.add_argument("value", help="a prefixed id such as ses_c1s, or a number such as 12345")
+    ident.add_argument("--kind", help="session, channel, agent or message (or ses, ch, agt, msg): for a number, "
+                                      "the one form to print; for a prefixed id, the kind it must be")
     return parser
 
 
@@ -79,6 +97,46 @@ def _token(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _id(args: argparse.Namespace) -> int:
+    """`chatkeep id ses_c1s` -> 12345; `chatkeep id 12345 --kind session` -> ses_c1s (every kind without --kind)."""
+    from chatkeep import ids
+    from chatkeep.errors import ChatkeepError
+
+    names = {kind.name.lower(): kind for kind in ids.Kind} | {kind.value: kind for kind in ids.Kind}
+    kind = None
+    if args.kind is not None:
+        kind = names.get(args.kind.strip().lower())
+        if kind is None:
+            print(f"chatkeep id: unknown kind {args.kind!r}: one of {', '.join(k.name.lower() for k in ids.Kind)}",
+                  file=sys.stderr)
+            return 2
+    value = args.value.strip()
+    try:
+        if value.isascii() and value.isdigit():
+            number = int(value)
+            if not 0 < number <= ids.MAX_ID:
+                print(f"chatkeep id: {value} is out of range: ids are 1 to {ids.MAX_ID}", file=sys.stderr)
+                return 2
+            for each in [kind] if kind else list(ids.Kind):
+                print(ids.encode(each, number) if kind else f"{each.name.lower():<8} {ids.encode(each, number)}")
+            return 0
+        prefix = value.partition("_")[0].lower()
+        found = names.get(prefix) if "_" in value else None
+        if found is None:
+            print(f"chatkeep id: {value!r} is neither a number nor a prefixed id "
+                  f"({', '.join(k.value + '_...' for k in ids.Kind)})", file=sys.stderr)
+            return 2
+        if kind is not None and found is not kind:
+            print(f"chatkeep id: {value!r} is a {found.name.lower()} id, not a {kind.name.lower()} id",
+                  file=sys.stderr)
+            return 2
+        print(ids.decode(found, value))
+        return 0
+    except ChatkeepError as exc:
+        print(f"chatkeep id: {exc}", file=sys.stderr)
+        return 2
 
 
 def _configure_logging(level_name: str) -> None:
@@ -128,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "token":
         return _token(args)
+    if args.command == "id":
+        return _id(args)
     return _dev(args)
 
 
