@@ -506,6 +506,21 @@ def test_given_a_default_agent_when_getting_the_starter_without_slug_then_the_de
     assert by_other["getOrCreateUserStartTodoChatSession"]["id"] != starter["getOrCreateUserStartTodoChatSession"]["id"]
 
 
+@pytest.mark.parametrize("first, then", [(None, "general"), ("general", None)], ids=["null-first", "slug-first"])
+def test_given_a_default_agent_when_asking_by_null_and_by_its_slug_then_one_starter(dynamodb, chat_service,
+                                                                                      first, then):
+    """`botSlug: null` and the default agent's own slug name the same agent, so they are one starter session."""
+    default = chat_service.create_agent(make_principal(service=True), slug="general", name="General")
+    starter = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {"botSlug": first}))
+    again = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {"botSlug": then}))
+
+    assert again == starter
+    assert starter["getOrCreateUserStartTodoChatSession"]["defaultBotId"] == default.id
+    pointers = dynamodb.query(TableName="ChatTable", KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+                              ExpressionAttributeValues={":pk": {"S": "W#ws1#U#alice"}, ":s": {"S": "STARTER#"}})
+    assert pointers["Count"] == 1
+
+
 def test_given_no_agents_when_getting_the_starter_without_slug_then_a_session_without_bot(dynamodb):
     starter = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {}))["getOrCreateUserStartTodoChatSession"]
     assert starter["defaultBotId"] is None
