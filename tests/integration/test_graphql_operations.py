@@ -90,6 +90,29 @@ def test_given_the_guides_create_when_creating_then_the_session_is_returned_with
     assert session["createdAt"].endswith("Z")
 
 
+def test_given_a_session_when_read_then_its_float_ids_are_json_integers_and_fractions_stay(dynamodb, chat_service):
+    """Whole Float values print as integers (`"id":1553259272`), as a JavaScript server prints them; a fraction
+    (a temperature) keeps its decimals. The schema still says Float."""
+    agent = chat_service.create_agent(make_principal(service=True), slug="helper", name="Helper")
+    session = create(defaultBotId=agent.id)
+    gql(DOCS["updateTodoChatSessionCustomBotConfig"],
+        {"data": {"sessionId": session["id"], "botId": agent.id, "model": "m", "temperature": 0.7}})
+    post(session["id"], "hello")
+    query = f"query($id: Float!) {{ getOneTodoChatSession(sessionId: $id) {{ {SESSION_FIELDS} messages {{ id }} }} }}"
+    raw = handle_event({"query": query, "variables": {"id": session["id"]}}, claims_for())["body"]
+
+    shown = json.loads(raw)["data"]["getOneTodoChatSession"]
+    for name, value in (("id", shown["id"]), ("todoId", shown["todoId"]), ("defaultBotId", shown["defaultBotId"]),
+                        ("botId", shown["botConfig"]["botId"]), ("message id", shown["messages"][0]["id"])):
+        assert type(value) is int and f":{value}" in raw, name
+    assert ".0," not in raw and ".0}" not in raw, raw
+    assert shown["botConfig"]["temperature"] == 0.7
+    from chatkeep.graphql.server import schema
+
+    fields = schema().type_map["TodoChatSession"].fields  # type: ignore[union-attr]
+    assert (str(fields["id"].type), str(fields["todoId"].type)) == ("Float!", "Float!")
+
+
 def test_given_a_new_session_then_it_is_active_with_an_expiry_and_no_messages(dynamodb):
     session = create(uiLayout="COMPACT", metadata={"plan": "pro", "seats": 3, "trial": False, "note": None})
     assert session["status"] == "ACTIVE"
