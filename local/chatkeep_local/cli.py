@@ -10,8 +10,6 @@ import signal
 import sys
 from pathlib import Path
 
-TOKEN_TTL = 3600  # `chatkeep token`'s default lifetime (s); the banner says it
-
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     out = {}
@@ -57,13 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--env", action="append", metavar="KEY=VALUE", help="function environment override")
     dev.add_argument("--state-dir", help="where the local DLQ file goes (default: a temp dir)")
     dev.add_argument("--log-level", default=os.environ.get("CHATKEEP_LOCAL_LOG_LEVEL", "INFO"))
+    dev.add_argument("--metrics", action="store_true", help="print the functions' EMF metric documents")
 
     tok = sub.add_parser("token", help="print a bearer token that `chatkeep dev` accepts")
     tok.add_argument("--sub", required=True)
     tok.add_argument("--workspace", required=True)
     tok.add_argument("--name", help="given_name claim")
     tok.add_argument("--scope", help="space-separated scopes, e.g. chatkeep/service")
-    tok.add_argument("--ttl", type=_positive_seconds, default=TOKEN_TTL, help="lifetime in seconds (default 3600)")
+    tok.add_argument("--ttl", type=_positive_seconds, default=None, help="lifetime in seconds (default 3600)")
     tok.add_argument("--audience", help="aud (default: the template's JwtAudience)")
     tok.add_argument("--issuer", help="iss (default: the template's JwtIssuer)")
     tok.add_argument("--template", default="template.yaml")
@@ -90,7 +89,7 @@ def _token(args: argparse.Namespace) -> int:
             args.workspace,
             name=args.name,
             scope=args.scope,
-            ttl=args.ttl,
+            ttl=args.ttl or jwt_auth.DEFAULT_TTL,
             issuer=args.issuer or defaults["issuer"],
             audience=args.audience or defaults["audience"],
             workspace_claim=claim,
@@ -157,7 +156,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from chatkeep_local.server import DevOptions, run_dev
+    from chatkeep_local.dev import run_dev
+    from chatkeep_local.server import DevOptions
 
     _configure_logging(args.log_level)
     if not Path(args.template).is_file():
@@ -178,6 +178,7 @@ def _dev(args: argparse.Namespace) -> int:
         env_overrides=_pairs(args.env, "--env"),
         state_dir=args.state_dir,
         ws_port=args.ws_port,
+        metrics=args.metrics,
     )
     return run_dev(options)
 
