@@ -1,5 +1,5 @@
-"""The `chatkeep` console script: `chatkeep dev` (local runtime), `chatkeep token` (a dev JWT) and
-`chatkeep id` (an id's REST and GraphQL forms)."""
+"""The `chatkeep` console script: `chatkeep dev` (local runtime), `chatkeep invoke` (one function on sample events,
+without Docker), `chatkeep token` (a dev JWT) and `chatkeep id` (an id's REST and GraphQL forms)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--state-dir", help="where the local DLQ file goes (default: a temp dir)")
     dev.add_argument("--log-level", default=os.environ.get("CHATKEEP_LOCAL_LOG_LEVEL", "INFO"))
     dev.add_argument("--metrics", action="store_true", help="print the functions' EMF metric documents")
+
+    inv = sub.add_parser("invoke", help="run one function of template.yaml on events, as `sam local invoke` does, "
+                                        "without Docker; prints the handler's result as JSON")
+    inv.add_argument("function", metavar="FUNCTION", help="its logical id in the template, e.g. GraphqlApiFunction")
+    inv.add_argument("-e", "--event", action="append", required=True, metavar="FILE",
+                     help="event JSON (- reads stdin); repeat it to invoke once per file, in order")
+    inv.add_argument("--env-vars", metavar="FILE", help="environment overrides in SAM's env.json format")
+    inv.add_argument("--endpoint-url", help="use this DynamoDB instead of an embedded one started for the call")
+    inv.add_argument("--parameter", action="append", metavar="KEY=VALUE", help="template parameter override")
+    inv.add_argument("--template", default="template.yaml")
+    inv.add_argument("--metrics", action="store_true", help="print the function's EMF metric documents (stderr)")
+    inv.add_argument("--log-level", default=os.environ.get("CHATKEEP_LOCAL_LOG_LEVEL", "WARNING"),
+                     help="the runtime's own log level (default WARNING)")
 
     tok = sub.add_parser("token", help="print a bearer token that `chatkeep dev` accepts")
     tok.add_argument("--sub", required=True)
@@ -138,6 +151,37 @@ def _id(args: argparse.Namespace) -> int:
         return 2
 
 
+def _invoke(args: argparse.Namespace) -> int:
+    """Results (one JSON document per event, in order) are alone on stdout; everything else written to stdout
+    while the functions run (their logs, EMF documents) goes to stderr, as `sam local invoke` splits them."""
+    import json
+
+    from chatkeep_local.invoke import InvokeOptions, InvokeRefused, invoke_events
+
+    _configure_logging(args.log_level)
+    options = InvokeOptions(function=args.function, events=args.event, template=args.template,
+                            env_vars=args.env_vars, endpoint_url=args.endpoint_url,
+                            parameter_overrides=_pairs(args.parameter, "--parameter"), metrics=args.metrics)
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def show(outcome: object) -> None:
+        results.write(json.dumps(outcome.result) + "\n")  # type: ignore[attr-defined]
+        results.flush()
+
+    try:
+        outcomes = invoke_events(options, on_outcome=show)
+    except InvokeRefused as exc:
+        print(f"chatkeep invoke: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        sys.stdout.flush()
+        os.dup2(results.fileno(), sys.stdout.fileno())
+        results.close()
+    return 1 if any(o.failed for o in outcomes) else 0
+
+
 def _configure_logging(level_name: str) -> None:
     """The runtime's own lines go to stderr through their own handler: the functions' loggers
     (Powertools, JSON) may reconfigure theirs, but never reformat these."""
@@ -189,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "id":
         return _id(args)
+    if args.command == "invoke":
+        return _invoke(args)
     return _dev(args)
 
 

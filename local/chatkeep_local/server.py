@@ -145,6 +145,16 @@ class LocalRuntime:
         self._start_model()
         self._start_queue_pollers()  # last: a delivery finds every endpoint its function needs set
 
+    def start_for_invoke(self) -> None:
+        """`chatkeep invoke`: what a function finds when it runs (prepare), the WebSocket API's `@connections`
+        endpoint when the template has one, and the model stand-in, on the port of the options (0: any), without the stream poller, the TTL sweeper or the queue pollers: one function runs
+        on the events it is given, nothing else runs."""
+        self._listen()
+        self.prepare()
+        self._start_websocket()
+        self._start_model()
+        threading.Thread(target=self.serve_forever, name="chatkeep-invoke-http", daemon=True).start()
+
     def prepare(self) -> None:
         """What a function finds when it runs: DynamoDB with the template's tables, its environment, the layer,
         the queues (`chatkeep invoke` stops here, plus the model stand-in)."""
