@@ -147,8 +147,8 @@ class LocalRuntime:
 
     def start_for_invoke(self) -> None:
         """`chatkeep invoke`: what a function finds when it runs (prepare), the WebSocket API's `@connections`
-        endpoint when the template has one, and the model stand-in, on the port of the options (0: any), without the stream poller, the TTL sweeper or the queue pollers: one function runs
-        on the events it is given, nothing else runs."""
+        endpoint when the template has one, and the model stand-in, on the port of the options (0: any); no
+        stream poller, TTL sweeper or queue poller: one function runs on the events it is given, nothing else."""
         self._listen()
         self.prepare()
         self._start_websocket()

@@ -93,6 +93,32 @@ def test_given_a_busy_port_then_one_line_naming_a_free_port_and_nothing_started(
     assert line.endswith(f"make dev PORT={free}" if make else f"chatkeep dev --port {free}")
 
 
+def test_given_a_busy_websocket_port_then_one_line_naming_the_option_and_a_free_port(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from chatkeep_local.testing import free_port
+    from chatkeep_local.websocket_sample import write_websocket_sample_app
+
+    template = write_websocket_sample_app(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "MAKELEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "local"), str(REPO / "layers" / "common")])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ws_port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "chatkeep_local.cli", "dev", "--port", str(free_port()),
+                               "--ws-port", str(ws_port), "--template", str(template)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"chatkeep dev: port {ws_port} on 127.0.0.1 is in use (the WebSocket API's port)")
+    assert " is free: chatkeep dev --ws-port " in line
+
+
 def test_unknown_route_is_404(sample_api):
     for method, path in (("GET", "/nope"), ("GET", "/graphql"), ("POST", "/v1/sessions/x")):
         resp = sample_api.request(method, path, token=sample_api.token("u", "w"))
