@@ -68,7 +68,7 @@ $(APOLLO_DIR)/node_modules/.installed: $(APOLLO_DIR)/package.json $(APOLLO_DIR)/
 install: $(APOLLO_INSTALLED)
 test e2e: $(APOLLO_INSTALLED)
 
-# Extra options: make dev DEV_ARGS="--record-events events/recorded --parameter EnableIntrospection=true"
+# Extra options: make dev DEV_ARGS="--record-events events/recorded --metrics --parameter EnableIntrospection=false"
 dev: $(VENV)/.installed
 	@$(VENV)/bin/chatkeep dev --port $(PORT) $(DEV_ARGS)
 

@@ -38,6 +38,16 @@ os.environ.update({
 })
 
 
+# Which function each family of sample events in events/ is for, and what its result must be: "http" (an API
+# Gateway payload-2.0 response), "batch" (a partial batch response: batchItemFailures). One entry per prefix.
+EVENT_FAMILIES = {
+    "graphql_": ("GraphqlApiFunction", "http"),
+    "rest_": ("RestApiFunction", "http"),
+    "dynamodb_": ("StreamProcessorFunction", "batch"),
+    "sqs_": ("AgentTurnFunction", "batch"),
+}
+
+
 @cache
 def _template() -> dict[str, Any]:
     """template.yaml, parsed once per test session (create_tables only reads it)."""

@@ -31,24 +31,39 @@ def dev_secret() -> str:
     return os.environ.get("CHATKEEP_DEV_SECRET") or DEFAULT_SECRET
 
 
-class AuthError(Exception):
-    """The authorizer refuses the request. `status` 401 (bad/missing token) or 403 (scopes)."""
+DEFAULT_TTL = 3600  # a token's lifetime unless asked otherwise (`chatkeep token --ttl`)
 
-    def __init__(self, description: str, status: int = 401, missing: bool = False):
+
+class AuthError(Exception):
+    """The authorizer refuses the request. `status` 401 (bad/missing token) or 403 (scopes). `hint`: what to do,
+    for the local body's `reason` only (API Gateway's `www-authenticate` carries the description alone)."""
+
+    def __init__(self, description: str, status: int = 401, missing: bool = False, hint: str | None = None):
         super().__init__(description)
         self.description = description
         self.status = status
         self.missing = missing
+        self.hint = hint
+
+    @property
+    def reason(self) -> str:
+        return f"{self.description}: {self.hint}" if self.hint else self.description
 
     def response(self) -> tuple[int, dict[str, str], bytes]:
-        if self.status == 403:
-            return 403, {"content-type": "application/json"}, b'{"message":"Forbidden"}'
+        """API Gateway's answer, plus a `reason` in the body that only the local runtime gives (API Gateway's
+        body is the `message` alone; a 401's reason is in its `www-authenticate` header)."""
         headers = {"content-type": "application/json"}
+        if self.status == 403:
+            return 403, headers, _json({"message": "Forbidden", "reason": self.reason})
         if not self.missing:
             headers["www-authenticate"] = (
                 f'Bearer scope="" error="invalid_token" error_description="{self.description}"'
             )
-        return 401, headers, b'{"message":"Unauthorized"}'
+        return 401, headers, _json({"message": "Unauthorized", "reason": self.reason})
+
+
+def _json(body: dict[str, str]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def make_token(
@@ -57,7 +72,7 @@ def make_token(
     *,
     name: str | None = None,
     scope: str | Iterable[str] | None = None,
-    ttl: int = 3600,
+    ttl: int = DEFAULT_TTL,
     issuer: str = "chatkeep-local",
     audience: str | list[str] | None = "chatkeep",
     workspace_claim: str = "workspace_id",
@@ -106,7 +121,8 @@ def verify(
 ) -> dict[str, Any]:
     """Verify like the JWT authorizer; return the token's claims (raw JSON types) or raise AuthError."""
     if not token:
-        raise AuthError("missing token", missing=True)
+        raise AuthError("missing token", missing=True, hint="send 'Authorization: Bearer <token>'; "
+                        "`chatkeep token --sub ID --workspace WS` prints one")
     now = time.time() if now is None else now
     try:
         header = jwt.get_unverified_header(token)
@@ -130,7 +146,8 @@ def verify(
                 },
             )
     except jwt.InvalidSignatureError as exc:
-        raise AuthError("signature is invalid") from exc
+        raise AuthError("signature is invalid", hint="the token was not signed with this runtime's "
+                        "CHATKEEP_DEV_SECRET (`chatkeep token` and `chatkeep dev` must see the same)") from exc
     except jwt.InvalidTokenError as exc:
         raise AuthError("the token is malformed") from exc
 
@@ -138,7 +155,8 @@ def verify(
     if not isinstance(exp, int | float):
         raise AuthError("the token does not have an expiration")
     if exp <= now:
-        raise AuthError("the token has expired")
+        raise AuthError("the token has expired",
+                        hint=f"it expired {int(now - exp)} s ago; `chatkeep token` prints a new one")
     nbf = claims.get("nbf")
     if isinstance(nbf, int | float) and nbf > now:
         raise AuthError("the token is not valid yet")
@@ -146,7 +164,8 @@ def verify(
     if isinstance(iat, int | float) and iat > now + 1:  # 1 s of slack for clock granularity
         raise AuthError("the token was issued in the future")
     if issuer is not None and claims.get("iss") != issuer:
-        raise AuthError("the token does not have a valid issuer")
+        raise AuthError("the token does not have a valid issuer",
+                        hint=f"iss is {claims.get('iss')!r}, this API expects {issuer!r}")
     allowed = set(audiences)
     if allowed:
         aud = claims.get("aud")
@@ -156,10 +175,12 @@ def verify(
             client_id = claims.get("client_id")
             token_auds = {client_id} if isinstance(client_id, str) else set()
         if not token_auds & allowed:
-            raise AuthError("the token does not have a valid audience")
+            raise AuthError("the token does not have a valid audience",
+                            hint=f"this API accepts {', '.join(sorted(allowed))}")
     required = list(required_scopes)
     if required and not set(token_scopes(claims)) & set(required):
-        raise AuthError("the token does not have the required scopes", status=403)
+        raise AuthError("the token does not have the required scopes", status=403,
+                        hint=f"this route needs one of: {', '.join(required)}")
     return claims
 
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -18,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from chatkeep_local import apigw, jwt_auth, websocket_dev
+from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
 from chatkeep_local.harness import reset_caches
@@ -26,11 +28,16 @@ from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.queues import LocalQueues
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
 from chatkeep_local.ttl import TtlSweeper
+from chatkeep_local.websocket_template import websocket_apis
 
 log = logging.getLogger("chatkeep_local")
 http_log = logging.getLogger("chatkeep_local.http")
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # synchronous invocation response payload limit
+# Template parameters that differ locally, unless `--parameter` says otherwise: the deployed default of
+# EnableIntrospection stays "false"; a laptop is where a schema explorer helps.
+LOCAL_PARAMETER_DEFAULTS = {"EnableIntrospection": "true"}
+DEV_TOKEN_TTL = 7 * 86400  # the banner's and the explorer's token
 
 
 @dataclass
@@ -49,6 +56,16 @@ class DevOptions:
     print_banner: bool = True
     ws_port: int | None = None  # the WebSocket API's port, if the template has one (None: port + 1)
     bedrock: bool = False  # agent turns call real Amazon Bedrock with the caller's credentials (bedrock_proxy)
+    metrics: bool = False  # print the functions' EMF metric documents (off: POWERTOOLS_METRICS_DISABLED=true)
+
+
+class PortUnavailable(RuntimeError):
+    """The port cannot be listened on (`why`); `free` is a port above it that can be now (0: none found);
+    `option` is the option that sets it (--port, or --ws-port for the WebSocket API's)."""
+
+    def __init__(self, host: str, port: int, why: str, free: int, option: str = "--port"):
+        super().__init__(f"port {port} on {host} {why}")
+        self.host, self.port, self.why, self.free, self.option = host, port, why, free, option
 
 
 class EventRecorder:
@@ -94,10 +111,11 @@ class LocalRuntime:
         self.options = options
         self.template_path = Path(options.template).resolve()
         self.template = tpl.load_template(self.template_path)
-        overrides = options.parameter_overrides
+        overrides = self.parameter_overrides = {**LOCAL_PARAMETER_DEFAULTS, **options.parameter_overrides}
         self.functions = tpl.functions(self.template, overrides)
         self.routes = tpl.routes(self.template, overrides)
         self.router = apigw.Router(self.routes)
+        self.graphql_path = next((r.path for r in self.routes if r.path == "/graphql"), None)
         self.table_specs = tpl.tables(self.template, overrides)
         self.stream_src = tpl.stream_source(self.template, overrides)
         self.queues = LocalQueues(self.template, self.functions, overrides)  # refuses what would not deploy
@@ -125,18 +143,54 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------------------------ start-up
     def start(self) -> None:
+        self._listen()  # first: a busy port is one line, before anything is started or created
+        self.prepare()
+        self._start_stream()
+        self._start_ttl()
+        self._start_websocket()
+        self._start_model()
+        self._start_queue_pollers()  # last: a delivery finds every endpoint its function needs set
+
+    def start_for_invoke(self) -> None:
+        """`chatkeep invoke`: what a function finds when it runs (prepare), the WebSocket API's `@connections`
+        endpoint when the template has one, and the model stand-in, on the port of the options (0: any); no
+        stream poller, TTL sweeper or queue poller: one function runs on the events it is given, nothing else."""
+        self._listen()
+        self.prepare()
+        self._start_websocket()
+        self._start_model()
+        threading.Thread(target=self.serve_forever, name="chatkeep-invoke-http", daemon=True).start()
+
+    def prepare(self) -> None:
+        """What a function finds when it runs: DynamoDB with the template's tables, its environment, the layer,
+        the queues (`chatkeep invoke` stops here, plus the model stand-in)."""
         self._start_dynamodb()
         self._set_environment()
         self._create_tables()
         self._import_layer()
         self._start_queues()
-        self._start_stream()
-        self._start_ttl()
-        self._start_websocket()
-        self.httpd = _Server((self.options.host, self.options.port), _Handler)
+
+    def _listen(self) -> None:
+        host, port = self.options.host, self.options.port
+        try:
+            self.httpd = _Server((host, port), _Handler)
+        except OSError as exc:
+            raise _unavailable(exc, host, port, "--port") from None
         self.httpd.runtime = self
-        self._start_model()
-        self._start_queue_pollers()  # last: a delivery finds every endpoint its function needs set
+        ws_port = self._ws_port()
+        if ws_port and websocket_apis(self.template, self.parameter_overrides):
+            try:  # bound for good once the runtime is ready (websocket_dev); checked now, before anything starts
+                with socket.socket() as probe:
+                    probe.bind((host, ws_port))
+            except OSError as exc:
+                self.httpd.server_close()
+                self.httpd = None
+                raise _unavailable(exc, host, ws_port, "--ws-port") from None
+
+    def _ws_port(self) -> int:
+        if self.options.ws_port is not None:
+            return self.options.ws_port
+        return self.options.port + 1 if self.options.port else 0
 
     @property
     def url(self) -> str:
@@ -192,6 +246,8 @@ class LocalRuntime:
                     continue
                 env.setdefault(name, value)
                 origin.setdefault(name, lid)
+        if not self.options.metrics:
+            env["POWERTOOLS_METRICS_DISABLED"] = "true"  # EMF documents are for CloudWatch, not a console
         env.update(self.options.env_overrides)
         for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
             os.environ.pop(var, None)
@@ -214,7 +270,7 @@ class LocalRuntime:
 
         client = boto3.client("dynamodb", endpoint_url=self.endpoint_url, region_name=tpl.REGION)
         self.ddb = client
-        created = tpl.create_tables(client, self.template, overrides=self.options.parameter_overrides)
+        created = tpl.create_tables(client, self.template, overrides=self.parameter_overrides)
         for lid in created:
             spec = self.table_specs[lid]
             extras = []
@@ -239,6 +295,17 @@ class LocalRuntime:
         except ImportError:
             log.warning("the chatkeep package is not importable: /_local/clock and TTL use real time")
         reset_caches()
+
+    def dev_token(self) -> str:
+        """The banner's token (sub dev-user, workspace dev, a week): one this template's authorizer accepts."""
+        defaults = tpl.jwt_defaults(self.template, self.parameter_overrides)
+        claim = os.environ.get("WORKSPACE_CLAIM") or defaults["workspace_claim"]
+        return jwt_auth.make_token("dev-user", "dev", name="Dev", ttl=DEV_TOKEN_TTL, issuer=defaults["issuer"],
+                                   audience=defaults["audience"], workspace_claim=claim)
+
+    @property
+    def introspection(self) -> bool:
+        return os.environ.get("ENABLE_INTROSPECTION", "").lower() == "true"
 
     def now(self) -> float:
         return self.clock.now() if self.clock else time.time()
@@ -321,12 +388,9 @@ class LocalRuntime:
                  self.options.ttl_interval)
 
     def _start_websocket(self) -> None:
-        port = self.options.ws_port
-        if port is None:
-            port = self.options.port + 1 if self.options.port else 0
         self.websocket = websocket_dev.start_for_dev(
-            self.template, self.options.parameter_overrides, self.invokers, env_overrides=self.options.env_overrides,
-            host=self.options.host, port=port, clock=self.now,
+            self.template, self.parameter_overrides, self.invokers, env_overrides=self.options.env_overrides,
+            host=self.options.host, port=self._ws_port(), clock=self.now,
         )
 
     # -------------------------------------------------------------------------------------- running
@@ -368,6 +432,8 @@ class LocalRuntime:
             return (*_with_list(apigw.TOO_LARGE), "-")
         match = self.router.match(method, raw_path)
         if match is None:
+            if raw_path == self.graphql_path and explorer.wants_page(method, lower):
+                return (*explorer.page(self.url + raw_path, self.dev_token(), self.introspection), "explorer")
             return (*_with_list(apigw.NOT_FOUND), "-")
         route = match.route
         fn = route.function
@@ -430,6 +496,9 @@ class LocalRuntime:
     def local_endpoint(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         def ok(payload: Any, status: int = 200) -> tuple[int, list[tuple[str, str]], bytes]:
             return status, [("content-type", "application/json")], json.dumps(payload, default=str).encode()
+
+        if path.startswith(explorer.ASSET_PREFIX) and method in ("GET", "HEAD"):
+            return explorer.asset(path) or ok({"message": "Not Found"}, 404)
 
         try:
             data = json.loads(body or b"{}")
@@ -494,6 +563,27 @@ class LocalRuntime:
             "last_error": self.poller.last_error,
             **self.poller.counters(),
         }
+
+
+def _unavailable(exc: OSError, host: str, port: int, option: str) -> Exception:
+    if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+        return exc
+    why = "is in use" if exc.errno == errno.EADDRINUSE else "needs privileges"
+    if option == "--ws-port":
+        why += " (the WebSocket API's port)"
+    return PortUnavailable(host, port, why, _free_port_after(host, port), option)
+
+
+def _free_port_after(host: str, port: int, tries: int = 50) -> int:
+    """The first port above `port` that can be listened on now (0 when none of the next `tries` can)."""
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return candidate
+    return 0
 
 
 def _prune_moto_shard_iterators(keep: int = 1000) -> None:
@@ -598,47 +688,4 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
 
-def banner(runtime: LocalRuntime) -> str:
-    defaults = tpl.jwt_defaults(runtime.template, runtime.options.parameter_overrides)
-    claim = os.environ.get("WORKSPACE_CLAIM") or defaults["workspace_claim"]
-    token = jwt_auth.make_token(
-        "dev-user", "dev", name="Dev", ttl=7 * 86400,
-        issuer=defaults["issuer"], audience=defaults["audience"], workspace_claim=claim,
-    )
-    url = runtime.url
-    gql = next((r for r in runtime.routes if r.path == "/graphql"), None)
-    lines = [
-        f"chatkeep local runtime: {url}",
-        f"  routes: {len(runtime.routes)} from {runtime.template_path.name}; DynamoDB {runtime.endpoint_url}",
-        "  token (sub dev-user, workspace dev, 7 days):",
-        f"  {token}",
-    ]
-    if gql:
-        query = json.dumps({"query": "query { getTodoChatSessions(todoId: 1) { totalCount } }"})
-        lines += [
-            "  try:",
-            f"  curl -s {url}/graphql -H 'content-type: application/json' "
-            f"-H 'authorization: Bearer {token}' -d '{query}'",
-        ]
-    lines.append(f"  model: Bedrock stand-in at {runtime.model_endpoint}; {url}/_local/model/requests, /faults")
-    if websocket := websocket_dev.banner_line(runtime.websocket):
-        lines.append(websocket)
-    lines.append(f"  dev endpoints: {url}/_local/health  (Ctrl-C to stop)")
-    return "\n".join(lines)
-
-
-def run_dev(options: DevOptions) -> int:
-    runtime = LocalRuntime(options)
-    runtime.start()
-    if options.print_banner:
-        print(banner(runtime), flush=True)
-    try:
-        runtime.serve_forever()
-    except KeyboardInterrupt:
-        log.info("stopping")
-    finally:
-        runtime.shutdown()
-    return 0
-
-
-__all__ = ["DevOptions", "EventRecorder", "LocalRuntime", "banner", "run_dev"]
+__all__ = ["LOCAL_PARAMETER_DEFAULTS", "DevOptions", "EventRecorder", "LocalRuntime", "PortUnavailable"]

@@ -4,6 +4,7 @@ the real template.yaml (`local_api`)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def echo(resp):
 def test_missing_token_is_401(sample_api):
     resp = sample_api.request("POST", "/graphql", json={})
     assert resp.status_code == 401
-    assert resp.json() == {"message": "Unauthorized"}
+    assert resp.json()["message"] == "Unauthorized"  # API Gateway's body; the reason is the local runtime's
+    assert resp.json()["reason"].startswith("missing token: send 'Authorization: Bearer <token>'")
     assert "www-authenticate" not in resp.headers
 
 
@@ -60,8 +62,61 @@ def test_bad_tokens_are_401_with_reason(sample_api):
     ):
         resp = sample_api.request("POST", "/graphql", token=token, json={})
         assert resp.status_code == 401, token
-        assert resp.json() == {"message": "Unauthorized"}
+        assert resp.json()["message"] == "Unauthorized"
+        description = resp.headers["www-authenticate"].split('error_description="')[1].rstrip('"')
+        assert resp.json()["reason"].startswith(description), (resp.json(), description)
         assert 'error="invalid_token"' in resp.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("make", [False, True], ids=["chatkeep-dev", "make-dev"])
+def test_given_a_busy_port_then_one_line_naming_a_free_port_and_nothing_started(tmp_path, make):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    template = write_sample_app(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "MAKELEVEL"} | ({"MAKELEVEL": "1"} if make else {})
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "local"), str(REPO / "layers" / "common")])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "chatkeep_local.cli", "dev", "--port", str(port),
+                               "--template", str(template)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()  # no traceback, no table set-up before it
+    free = int(line.rsplit("PORT=" if make else "--port ", 1)[1])
+    assert line.startswith(f"chatkeep dev: port {port} on 127.0.0.1 is in use") and free > port
+    assert line.endswith(f"make dev PORT={free}" if make else f"chatkeep dev --port {free}")
+
+
+def test_given_a_busy_websocket_port_then_one_line_naming_the_option_and_a_free_port(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from chatkeep_local.testing import free_port
+    from chatkeep_local.websocket_sample import write_websocket_sample_app
+
+    template = write_websocket_sample_app(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "MAKELEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "local"), str(REPO / "layers" / "common")])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ws_port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "chatkeep_local.cli", "dev", "--port", str(free_port()),
+                               "--ws-port", str(ws_port), "--template", str(template)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"chatkeep dev: port {ws_port} on 127.0.0.1 is in use (the WebSocket API's port)")
+    assert " is free: chatkeep dev --ws-port " in line
 
 
 def test_unknown_route_is_404(sample_api):
@@ -107,7 +162,8 @@ def test_route_without_authorizer(sample_api):
 
 def test_route_scopes_403(sample_api):
     resp = sample_api.request("POST", "/v1/agents", token=sample_api.token("u", "w"), json={})
-    assert resp.status_code == 403 and resp.json() == {"message": "Forbidden"}
+    assert resp.status_code == 403 and resp.json()["message"] == "Forbidden"
+    assert resp.json()["reason"].endswith("this route needs one of: chatkeep/service")
     ok = sample_api.request("POST", "/v1/agents", token=sample_api.token("s", "w", scope="chatkeep/service"), json={})
     assert echo(ok)["requestContext"]["authorizer"]["jwt"]["scopes"] == ["chatkeep/service"]
 
@@ -280,6 +336,40 @@ def test_real_app_401_404_health(local_api):
     assert local_api.request("POST", "/graphql", json={"query": "{__typename}"}).status_code == 401
     assert local_api.request("GET", "/no/such/route").json() == {"message": "Not Found"}
     assert local_api.health()["status"] == "ok"
+
+
+def test_given_a_browser_on_graphql_then_the_offline_explorer_and_the_schema_it_introspects(local_api):
+    """chatkeep dev's GraphQL explorer: GraphiQL from vendored files (no CDN), the dev token in its headers, and
+    introspection on locally so it gets the schema with the query GraphiQL sends. An API client's GET is still
+    API Gateway's 404."""
+    from graphql import get_introspection_query
+
+    page = local_api.request("GET", "/graphql", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "https://" not in page.text and "http://" not in page.text.replace(local_api.base_url, "")
+    scripts = re.findall(r'(?:src|href)="(/_local/graphiql/[^"]+)"', page.text)
+    assert len(scripts) == 4
+    for path in scripts:
+        asset = local_api.request("GET", path)
+        assert asset.status_code == 200 and len(asset.content) > 1000, path
+    token = re.search(r'Bearer ([\w.-]+)', page.text).group(1)
+
+    schema = local_api.gql(get_introspection_query(descriptions=True), token=token)
+    assert not schema.get("errors"), schema
+    assert "getTodoChatSessions" in {f["name"] for t in schema["data"]["__schema"]["types"] if t["name"] == "Query"
+                                     for f in t["fields"]}
+    assert local_api.request("GET", "/graphql").json() == {"message": "Not Found"}
+
+
+def test_given_chatkeep_dev_then_the_banner_states_lifetimes_and_no_emf_documents_unless_asked(local_api):
+    token = local_api.token("e2e-emf-user", "e2e-emf-ws")
+    created = local_api.gql("mutation { createTodoChatSession(data: {todoId: 5, title: \"t\"}) { id } }", None, token)
+    assert not created.get("errors"), created  # counts SessionsCreated: an EMF document in AWS
+
+    log = Path(local_api.log_path).read_text(encoding="utf-8")
+    assert "token (sub dev-user, workspace dev, valid 7 days; `chatkeep token` makes others, valid 1 hour" in log
+    assert "EMF metrics: off (--metrics prints them)" in log
+    assert '"_aws"' not in log
 
 
 @pytest.mark.skipif(not (REPO / "functions/graphql_api/app.py").is_file(), reason="GraphQL function not written yet")

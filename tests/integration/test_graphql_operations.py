@@ -90,6 +90,29 @@ def test_given_the_guides_create_when_creating_then_the_session_is_returned_with
     assert session["createdAt"].endswith("Z")
 
 
+def test_given_a_session_when_read_then_its_float_ids_are_json_integers_and_fractions_stay(dynamodb, chat_service):
+    """Whole Float values print as integers (`"id":1553259272`), as a JavaScript server prints them; a fraction
+    (a temperature) keeps its decimals. The schema still says Float."""
+    agent = chat_service.create_agent(make_principal(service=True), slug="helper", name="Helper")
+    session = create(defaultBotId=agent.id)
+    gql(DOCS["updateTodoChatSessionCustomBotConfig"],
+        {"data": {"sessionId": session["id"], "botId": agent.id, "model": "m", "temperature": 0.7}})
+    post(session["id"], "hello")
+    query = f"query($id: Float!) {{ getOneTodoChatSession(sessionId: $id) {{ {SESSION_FIELDS} messages {{ id }} }} }}"
+    raw = handle_event({"query": query, "variables": {"id": session["id"]}}, claims_for())["body"]
+
+    shown = json.loads(raw)["data"]["getOneTodoChatSession"]
+    for name, value in (("id", shown["id"]), ("todoId", shown["todoId"]), ("defaultBotId", shown["defaultBotId"]),
+                        ("botId", shown["botConfig"]["botId"]), ("message id", shown["messages"][0]["id"])):
+        assert type(value) is int and f":{value}" in raw, name
+    assert ".0," not in raw and ".0}" not in raw, raw
+    assert shown["botConfig"]["temperature"] == 0.7
+    from chatkeep.graphql.server import schema
+
+    fields = schema().type_map["TodoChatSession"].fields  # type: ignore[union-attr]
+    assert (str(fields["id"].type), str(fields["todoId"].type)) == ("Float!", "Float!")
+
+
 def test_given_a_new_session_then_it_is_active_with_an_expiry_and_no_messages(dynamodb):
     session = create(uiLayout="COMPACT", metadata={"plan": "pro", "seats": 3, "trial": False, "note": None})
     assert session["status"] == "ACTIVE"
@@ -504,6 +527,21 @@ def test_given_a_default_agent_when_getting_the_starter_without_slug_then_the_de
     assert starter["getOrCreateUserStartTodoChatSession"]["defaultBotId"] == default.id
     by_other = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {"botSlug": "other"}))
     assert by_other["getOrCreateUserStartTodoChatSession"]["id"] != starter["getOrCreateUserStartTodoChatSession"]["id"]
+
+
+@pytest.mark.parametrize("first, then", [(None, "general"), ("general", None)], ids=["null-first", "slug-first"])
+def test_given_a_default_agent_when_asking_by_null_and_by_its_slug_then_one_starter(dynamodb, chat_service,
+                                                                                      first, then):
+    """`botSlug: null` and the default agent's own slug name the same agent, so they are one starter session."""
+    default = chat_service.create_agent(make_principal(service=True), slug="general", name="General")
+    starter = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {"botSlug": first}))
+    again = data(gql(DOCS["getOrCreateUserStartTodoChatSession"], {"botSlug": then}))
+
+    assert again == starter
+    assert starter["getOrCreateUserStartTodoChatSession"]["defaultBotId"] == default.id
+    pointers = dynamodb.query(TableName="ChatTable", KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+                              ExpressionAttributeValues={":pk": {"S": "W#ws1#U#alice"}, ":s": {"S": "STARTER#"}})
+    assert pointers["Count"] == 1
 
 
 def test_given_no_agents_when_getting_the_starter_without_slug_then_a_session_without_bot(dynamodb):

@@ -13,16 +13,15 @@ from typing import Any
 import pytest
 from chatkeep_local import lambda_runtime
 from chatkeep_local.harness import declared_handler
-from conftest import _template
+from conftest import EVENT_FAMILIES, _template
 
 # A handler that publishes no metric for an event (a read) makes Powertools warn; that is not a failure.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-# Which function each family of sample events is for.
-EVENT_PREFIXES = {"graphql_": "GraphqlApiFunction", "rest_": "RestApiFunction", "dynamodb_": "StreamProcessorFunction",
-                  "sqs_": "AgentTurnFunction"}
-STREAM_FUNCTIONS = {"StreamProcessorFunction", "AgentTurnFunction"}  # batch event sources: partial batch responses
+# Which function each family of sample events is for (tests/conftest.py).
+EVENT_PREFIXES = {prefix: function for prefix, (function, _) in EVENT_FAMILIES.items()}
+STREAM_FUNCTIONS = {function for function, result in EVENT_FAMILIES.values() if result == "batch"}
 GRAPHQL_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "SESSION_EXPIRED", "SESSION_CLOSED",
                  "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PERSISTED_QUERY_NOT_FOUND"}
 # The function's own environment wins, except what points it at the tables: the moto fixture owns those.

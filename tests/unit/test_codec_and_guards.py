@@ -49,3 +49,26 @@ def test_given_a_dynamodb_number_when_decoded_then_integers_are_int_and_the_rest
     decoded = from_item({"n": {"N": text}, "m": {"M": {"s": {"S": ""}, "l": {"L": [{"N": text}]}}}})
     assert decoded == {"n": value, "m": {"s": "", "l": [value]}}
     assert type(decoded["n"]) is type(value)
+
+
+def test_given_the_standard_introspection_query_then_within_bounds():
+    """What GraphiQL, Apollo and codegen send (15 levels deep) passes the guards; the introspection rule still
+    decides whether the deployment answers it."""
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(descriptions=True, specified_by_url=True, directive_is_repeatable=True,
+                                    schema_description=True, input_value_deprecation=True)
+    assert guards.check_document(parse(query), max_depth=10, max_cost=5000) == []
+
+
+@pytest.mark.parametrize("query, says", [
+    ("{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }", "nests 4 lists"),
+    ("{ __type(name: \"Query\") { fields { type { " + "ofType { " * 20 + "name" + " }" * 20 + " } } } }",
+     "levels deep; the limit is 20"),
+    ("fragment F on __Type { fields { type { fields { type { fields { name } } } } } }"
+     " { __schema { types { ...F } } }",
+     "nests 4 lists"),
+])
+def test_given_introspection_that_multiplies_or_nests_too_far_then_refused(query, says):
+    errors = guards.check_document(parse(query), max_depth=10, max_cost=5000)
+    assert errors and says in errors[0].message, errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt as pyjwt
@@ -85,16 +86,32 @@ def test_missing_token():
     with pytest.raises(jwt_auth.AuthError) as exc:
         verify(None)
     status, headers, body = exc.value.response()
-    assert (status, body) == (401, b'{"message":"Unauthorized"}')
+    assert status == 401 and json.loads(body)["message"] == "Unauthorized"
     assert "www-authenticate" not in headers
+    # Locally only, the body says why and what to do (API Gateway's body is the message alone).
+    assert json.loads(body)["reason"].startswith("missing token: send 'Authorization: Bearer <token>'")
 
 
 def test_invalid_token_response_has_www_authenticate():
     with pytest.raises(jwt_auth.AuthError) as exc:
         verify(token(audience="x"))
     status, headers, body = exc.value.response()
-    assert status == 401 and body == b'{"message":"Unauthorized"}'
+    assert status == 401 and json.loads(body) == {
+        "message": "Unauthorized",
+        "reason": "the token does not have a valid audience: this API accepts chatkeep-api"}
     assert headers["www-authenticate"].startswith('Bearer scope="" error="invalid_token" error_description="')
+
+
+@pytest.mark.parametrize("overrides, reason", [
+    ({"ttl": -30}, "the token has expired: it expired 30 s ago; `chatkeep token` prints a new one"),
+    ({"issuer": "someone-else"}, "the token does not have a valid issuer: iss is 'someone-else', "),
+    ({"secret": "another-secret-another-secret-another"}, "signature is invalid: the token was not signed with"),
+])
+def test_given_a_refused_token_then_the_local_body_says_why_and_what_to_do(overrides, reason):
+    now = int(time.time())
+    with pytest.raises(jwt_auth.AuthError) as exc:
+        verify(token(now=now, **overrides), now=now)
+    assert json.loads(exc.value.response()[2])["reason"].startswith(reason)
 
 
 def test_route_scopes():
@@ -102,7 +119,9 @@ def test_route_scopes():
     with pytest.raises(jwt_auth.AuthError) as exc:
         verify(token(scope="read"), required_scopes=["chatkeep/service"])
     assert exc.value.status == 403
-    assert exc.value.response()[2] == b'{"message":"Forbidden"}'
+    assert json.loads(exc.value.response()[2]) == {
+        "message": "Forbidden",
+        "reason": "the token does not have the required scopes: this route needs one of: chatkeep/service"}
 
 
 def test_extract_token():

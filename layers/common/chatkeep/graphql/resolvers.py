@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ariadne import EnumType, MutationType, ObjectType, QueryType, ScalarType
+from graphql import GraphQLFloat
 
 from chatkeep import clock, ids, limits
 from chatkeep.errors import BadInput
@@ -16,6 +17,7 @@ query = QueryType()
 mutation = MutationType()
 session_type = ObjectType("TodoChatSession")
 json_scalar = ScalarType("JSON")
+float_scalar = ScalarType("Float")  # the built-in Float, printed as JavaScript servers print it (below)
 status_enum = EnumType("TodoChatSessionStatus", {"ACTIVE": "active", "EXPIRED": "expired", "CLOSED": "closed"})
 turn_status_enum = EnumType("TodoChatTurnStatus", {s.name: s.value for s in TurnStatus})
 reply_status_enum = EnumType("TodoChatReplyStatus", {s.name: s.value for s in ReplyStatus})
@@ -102,6 +104,22 @@ def serialize_json(value: Any) -> Any:
 @json_scalar.value_parser
 def parse_json(value: Any) -> Any:
     return value
+
+
+# graphql-core's own Float result coercion, taken before float_scalar's serializer replaces it (ariadne binds a
+# serializer by setting it on the schema's Float type, which is graphql-core's shared GraphQLFloat).
+_graphql_float = GraphQLFloat.serialize
+_JS_EXPONENT_FROM = 1e21  # JSON.stringify writes whole numbers as integers below this, with an exponent above
+
+
+@float_scalar.serializer
+def serialize_float(value: Any) -> int | float:
+    """Float's result coercion unchanged (what it accepts, what it refuses), then a whole number goes out as a
+    JSON integer, `1553259272` and not `1553259272.0`, as a JavaScript GraphQL server prints it: clients that
+    compare ids or put them in URLs see the same text from both. The schema still says Float; inputs are
+    untouched."""
+    number = _graphql_float(value)
+    return int(number) if number.is_integer() and abs(number) < _JS_EXPONENT_FROM else number
 
 
 # ---------------------------------------------------------------- queries
@@ -218,4 +236,5 @@ def retry_todo_chat_turn(_: Any, info: Any, session_id: float) -> dict[str, Any]
     return session_dict(ctx.service.retry_turn(ctx.principal, ids.check_number(session_id, "sessionId")))
 
 
-bindables = [query, mutation, session_type, json_scalar, status_enum, turn_status_enum, reply_status_enum]
+bindables = [query, mutation, session_type, json_scalar, float_scalar, status_enum, turn_status_enum,
+             reply_status_enum]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from chatkeep import clock, ids
 from chatkeep.auth import Principal
 from chatkeep.errors import NotFound, ServiceUnavailable
@@ -19,9 +21,21 @@ class StarterRules(ServiceBase):
         that only the first caller wins; the others read the winner's pointer."""
         ws, sub = principal.workspace_id, principal.sub
         now = clock.now()
+
+        def live(session: Session | None) -> TypeGuard[Session]:
+            return session is not None and session.purge_at > now and session.status(now) is SessionStatus.ACTIVE
+
+        if slug is not None:
+            # The default agent's slug names the same agent as null: one starter, keyed as the default's. Another
+            # agent's existing starter still costs two reads; only the default's slug pays to learn it is the default.
+            _, session = self.repo.get_starter(ws, sub, slug)
+            if live(session):
+                return session
+            default = self.repo.get_agent_by_slug(ws, None)
+            slug = None if default is not None and default.slug == slug else slug
         for _ in range(ID_ATTEMPTS):
             sid, session = self.repo.get_starter(ws, sub, slug)
-            if session is not None and session.purge_at > now and session.status(now) is SessionStatus.ACTIVE:
+            if live(session):
                 return session
             agent = self.repo.get_agent_by_slug(ws, slug)
             if slug is not None and agent is None:
