@@ -85,6 +85,9 @@ def _rest_routes(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | Non
         ("POST", "/v1/agents", {"slug": "intruder", "name": "x"}),
         ("GET", "/v1/agents", None),
         ("GET", f"/v1/agents/{a}", None),
+        ("POST", f"/v1/sessions/{s}/turn/cancel", None),
+        ("POST", f"/v1/sessions/{s}/turn", None),
+        ("GET", "/v1/usage", None),
     ]
 
 
@@ -141,6 +144,10 @@ def test_other_tenants_get_not_found_and_change_nothing(local_api: Any, world: d
                 assert r.status_code in (201, 403), (name, route, r.status_code, r.text[:200])
             elif path == "/v1/agents":
                 assert r.status_code == 200 and "helper" not in r.text or name == "same_workspace_user", r.text
+            elif path == "/v1/usage":
+                # Workspace usage is for service principals, of their own workspace only.
+                expected = 403 if name == "same_workspace_user" else 200
+                assert r.status_code == expected and (expected == 403 or r.json() == {"data": []}), r.text[:200]
             elif path.startswith("/v1/agents/"):
                 # Agents are the workspace's: same workspace reads it, another workspace does not find it.
                 expected = 200 if name == "same_workspace_user" else 404

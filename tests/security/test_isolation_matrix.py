@@ -130,13 +130,17 @@ OPS = [
        lambda w: {"d": {"sessionId": w.session, "message": "intruder bot", "isBotReply": True}}),
     Op("closeTodoChatSession", "mutation($i: Float!){closeTodoChatSession(id:$i){id status}}",
        lambda w: {"i": w.session}),
+    Op("cancelTodoChatTurn", "mutation($s: Float!){cancelTodoChatTurn(sessionId:$s){id turn{status}}}",
+       lambda w: {"s": w.session}),
+    Op("retryTodoChatTurn", "mutation($s: Float!){retryTodoChatTurn(sessionId:$s){id turn{status}}}",
+       lambda w: {"s": w.session}),
 ]
 
 SCHEMA_OPERATIONS = {
     "getTodoChatSessions", "getOneTodoChatSession", "getOrCreateUserStartTodoChatSession",
     "getSearchTodoChatSessions", "createTodoChatSession", "updateTodoChatSession",
     "updateTodoChatSessionCustomBotConfig", "deleteTodoChatSession", "deleteManyTodoChatSession",
-    "createTodoChatMessage", "closeTodoChatSession",
+    "createTodoChatMessage", "closeTodoChatSession", "cancelTodoChatTurn", "retryTodoChatTurn",
 }
 
 
@@ -240,6 +244,11 @@ def test_operation_isolation(world: World, op: Op) -> None:
     if "bot" in op.name:
         assert gql_code(body) == "FORBIDDEN", body  # a user never posts bot replies, not even the owner
         status, body, raw = gql(op.query, variables, claims_=claims("ops", "ws1", scope=SERVICE_SCOPE))
+    if field_ in ("cancelTodoChatTurn", "retryTodoChatTurn"):
+        # The owner reaches the session: its agent is not managed, so there is no turn to cancel or retry (a
+        # refusal of the session's state, where every attacker above got NOT_FOUND).
+        assert (status, gql_code(body)) == (200, "CONFLICT"), (op.name, body)
+        return
     assert status == 200 and "errors" not in body, (op.name, body)
     result = body["data"][field_]
     if field_ == "deleteManyTodoChatSession":

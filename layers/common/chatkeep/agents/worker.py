@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -37,22 +37,30 @@ def reset() -> None:
     default_runner.cache_clear()
 
 
+def _by_dimension(name: str, unit: MetricUnit, value: float, dimension: str, dimension_value: str) -> None:
+    """A metric with a dimension of its own (failure code, model): its own EMF document, so the dimension does not
+    spread to the invocation's other metrics. EphemeralMetrics honours POWERTOOLS_METRICS_DISABLED."""
+    one = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
+    one.add_dimension(name=dimension, value=dimension_value)
+    one.add_metric(name=name, unit=unit, value=value)
+    one.flush_metrics()
+
+
 def _record_metrics(result: TurnResult) -> None:
     if result.outcome == "skipped":
         return
     count("TurnsRun")
     if result.outcome == "failed":
-        with single_metric(name="TurnsFailed", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as m:
-            m.add_dimension(name="code", value=result.error_code or "unknown")
+        count("TurnsFailed")
+        _by_dimension("TurnsFailedByCode", MetricUnit.Count, 1, "code", result.error_code or "unknown")
     if result.outcome == "cancelled":
         count("TurnsCancelled")
     if result.time_to_first_token_ms is not None:
         metrics.add_metric(name="TimeToFirstToken", unit=MetricUnit.Milliseconds, value=result.time_to_first_token_ms)
     metrics.add_metric(name="TurnDuration", unit=MetricUnit.Milliseconds, value=result.duration_ms)
     if result.usage is not None and result.model:
-        for name, value in (("InputTokens", result.usage.input_tokens), ("OutputTokens", result.usage.output_tokens)):
-            with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as m:
-                m.add_dimension(name="model", value=result.model)
+        _by_dimension("InputTokens", MetricUnit.Count, result.usage.input_tokens, "model", result.model)
+        _by_dimension("OutputTokens", MetricUnit.Count, result.usage.output_tokens, "model", result.model)
 
 
 def handle(event: dict[str, Any], context: Any, runner: TurnRunner | None = None) -> PartialItemFailureResponse:

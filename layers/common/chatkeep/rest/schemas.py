@@ -152,6 +152,8 @@ class GatewayError(ResponseModel):
     over 10 MB 413) or when it cannot get an answer from it (500/503)."""
 
     message: str = Field(examples=["Unauthorized"])
+    reason: str | None = Field(default=None, description="`chatkeep dev` only: why the token was refused "
+                                                         "(API Gateway says only `Unauthorized`)")
 
 
 # ---------------------------------------------------------------- channels
@@ -298,7 +300,19 @@ Temperature = Annotated[
 ]
 
 
+def _bedrock_needs_an_allowed_model(schema: dict[str, Any]) -> None:
+    """In /openapi.json: a bedrock agent's model is required and is one of this deployment's AllowedModelIds
+    (read when the document is built), so the document says what the API accepts."""
+    from chatkeep.settings import get_settings
+
+    allowed = list(get_settings().allowed_model_ids)
+    schema["if"] = {"properties": {"provider": {"const": "bedrock"}}, "required": ["provider"]}
+    schema["then"] = {"required": ["model"], "properties": {"model": {"type": "string", "enum": allowed}}}
+
+
 class CreateAgentIn(RequestModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_bedrock_needs_an_allowed_model)
+
     slug: Annotated[str, StringConstraints(pattern=limits.SLUG.pattern)] = Field(
         description="Unique in the workspace: 1-63 of a-z, 0-9 and '-'")
     name: Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_NAME, pattern=_NON_BLANK)]

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BeforeValidator
 
 from chatkeep import ids
 from chatkeep.rest.errors import declare
@@ -19,9 +22,20 @@ from chatkeep.service import default_service
 
 router = Router()
 
-DAY = r"^\d{4}-\d{2}-\d{2}$"
-FromDay = Annotated[str | None, Query(alias="from", pattern=DAY, description="First UTC day, YYYY-MM-DD")]
-ToDay = Annotated[str | None, Query(pattern=DAY, description="Last UTC day, YYYY-MM-DD (default: today)")]
+def _iso_day(value: object) -> object:
+    """Only YYYY-MM-DD (pydantic would also take a number of seconds since 1970)."""
+    if isinstance(value, str) and not _DAY.fullmatch(value):
+        raise ValueError("a day is YYYY-MM-DD")
+    if not isinstance(value, str | date):
+        raise ValueError("a day is YYYY-MM-DD")
+    return value
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+Day = Annotated[date, BeforeValidator(_iso_day)]
+FromDay = Annotated[Day | None, Query(alias="from", description="First UTC day, YYYY-MM-DD (default: 29 days "
+                                                                  "before `to`)")]
+ToDay = Annotated[Day | None, Query(description="Last UTC day, YYYY-MM-DD (default: today)")]
 
 
 @router.post("/v1/sessions/<session_id>/turn/cancel", tags=["turns"], summary="Cancel the agent's turn in progress",
@@ -54,7 +68,8 @@ def retry_turn(session_id: SessionIdPath, idempotency_key: IdempotencyKey = None
 
 
 @router.get("/v1/usage", tags=["turns"], summary="The workspace's agent tokens per day and model (service principals)",
-            responses=declare(200, UsageList, "Rows for the days in [from, to] (default: the last 30 days)", 403))
+            responses=declare(200, UsageList, "Rows for the days in [from, to] (default: the last 30 days); none "
+                                              "when from is after to", 403))
 def usage(from_: FromDay = None, to: ToDay = None):
     p = principal(router)
     return json_response(200, {"data": default_service().workspace_usage(p, from_, to)})
