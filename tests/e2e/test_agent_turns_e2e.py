@@ -79,3 +79,42 @@ def test_given_a_stalled_model_when_the_user_cancels_then_the_partial_reply_stay
     (reply,) = _replies(local_api, user, sid)
     print(f"cancel took effect after {stopped_after:.2f} s; reply: {reply['status']} {reply['content']!r}")
     assert reply["status"] == "cancelled" and reply["content"] and stopped_after < 2.0
+
+
+def test_given_context_an_override_and_two_user_messages_in_a_row_then_the_model_gets_them_as_converse_wants(
+        local_api: Any) -> None:
+    user, bot, sid = _world(local_api)
+    from chatkeep import ids
+
+    gql_sid = ids.decode(ids.Kind.SESSION, sid)
+    session = local_api.request("GET", f"/v1/sessions/{sid}", user).json()
+    override = local_api.gql(
+        "mutation($d: BotCustomConfigInput!) { updateTodoChatSessionCustomBotConfig(data: $d) "
+        "{ botConfig { model } } }",
+        {"d": {"sessionId": gql_sid, "botId": ids.decode(ids.Kind.AGENT, session["agent_id"]),
+               "model": "anthropic.claude-3-haiku-20240307-v1:0", "temperature": 0.3}}, token=user)
+    assert "errors" not in override, override
+    local_api.request("POST", "/_local/model/faults", json={"kind": "stall", "seconds": 20})  # hold the first turn
+    try:
+        local_api.request("POST", f"/v1/sessions/{sid}/messages", user, json={"content": "first question"})
+        assert local_api.request("POST", f"/v1/sessions/{sid}/turn/cancel", user).status_code == 200
+    finally:
+        local_api.request("DELETE", "/_local/model/faults")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the cancelled turn ends (queued: at once; running: within a second)
+        turn = local_api.request("GET", f"/v1/sessions/{sid}", user).json()["turn"]
+        if turn["status"] == "cancelled":
+            break
+        time.sleep(0.05)
+    local_api.request("DELETE", "/_local/model/requests")
+    second = local_api.request("POST", f"/v1/sessions/{sid}/messages", user, json={"content": "second question"})
+    assert second.status_code == 201, second.text
+    while time.monotonic() < deadline and not [r for r in _replies(local_api, user, sid) if r["status"] == "complete"]:
+        time.sleep(0.05)
+    (request,) = local_api.request("GET", "/_local/model/requests").json()
+    print("the stand-in received:", request["model_id"], request["body"])
+    body = request["body"]
+    assert request["model_id"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert body["inferenceConfig"]["temperature"] == 0.3
+    assert body["system"] == [{"text": "You are terse."}, {"text": "The user is on the Pro plan."}]
+    assert body["messages"] == [{"role": "user", "content": [{"text": "first question\n\nsecond question"}]}]
