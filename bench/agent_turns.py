@@ -129,7 +129,7 @@ def agents_section(quick: bool = False) -> dict[str, Any]:
     durations = (0.5, 2.0) if quick else (0.5, 2.0, 5.0)
     rows, series = [], []
     for seconds in durations:
-        chunks = max(2, int(seconds * 10))
+        chunks = 10  # the stand-in's reply is ~100 characters: at most a few dozen chunks; the delay sets the time
         model = StandInModel(StandInConfig(chunk_delay_s=seconds / chunks, chunks=chunks))
         server = model.serve()
         os.environ["BEDROCK_ENDPOINT_URL"] = server.endpoint_url
