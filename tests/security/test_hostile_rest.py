@@ -146,3 +146,51 @@ def test_given_a_body_flagged_base64_that_is_not_base64_when_posting_then_400_ma
     out = handler(event, None)
     assert out["statusCode"] == 400 and json.loads(out["body"])["error"]["code"] == "malformed_json", out
     assert items(dynamodb) == 0
+
+
+# ---------------------------------------------------------------- issue 18: every depth is a 4xx, logs stay small
+
+DEPTHS = (10, 500, 900, 950, 990, 1000, 1100, 2000, 5000, 10_000, 100_000)
+
+
+def _nested(depth: int, opener: str = "[", closer: str = "]") -> str:
+    return opener * depth + closer * depth
+
+
+def _nested_object(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def _assert_small_logs(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    out, err = capsys.readouterr()
+    lines = [*out.splitlines(), *err.splitlines(), *(r.getMessage() for r in caplog.records)]
+    assert all(len(line) < 4096 for line in lines), max(lines, key=len)[:300]
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_given_a_body_nested_at_any_depth_when_creating_a_channel_then_4xx_and_no_request_sized_log_line(
+        dynamodb, capsys, caplog, depth):
+    for raw in (_nested(depth), _nested_object(depth)):
+        status, reply = call("POST", "/v1/channels", raw_body=raw)
+        assert status in (400, 422), (depth, status, reply)
+        assert reply["error"]["code"] in ("malformed_json", "validation_error"), reply
+        assert "nested" in reply["error"]["message"] or status == 422, reply
+    assert items(dynamodb) == 0
+    _assert_small_logs(capsys, caplog)
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_given_metadata_nested_at_any_depth_when_patching_a_session_or_posting_then_4xx_and_nothing_changes(
+        dynamodb, capsys, caplog, depth):
+    channel = call("POST", "/v1/channels", raw_body="{}")[1]["id"]
+    session = call("POST", f"/v1/channels/{channel}/sessions", raw_body="{}")[1]["id"]
+    before = items(dynamodb)
+    deep = _nested_object(depth)
+    for method, path, raw in (
+            ("PATCH", f"/v1/sessions/{session}", f'{{"metadata": {{"k": {deep}}}}}'),
+            ("POST", f"/v1/sessions/{session}/messages", f'{{"content": "hi", "metadata": {{"k": {deep}}}}}'),
+            ("POST", f"/v1/channels/{channel}/messages", f'{{"content": "hi", "metadata": {_nested(depth)}}}')):
+        status, reply = call(method, path, raw_body=raw)
+        assert status in (400, 422), (method, path, depth, status, reply)
+    assert items(dynamodb) == before
+    _assert_small_logs(capsys, caplog)

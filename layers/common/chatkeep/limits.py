@@ -26,7 +26,23 @@ MAX_IDLE_TIMEOUT = 30 * 86400
 MAX_NAME = 200
 MAX_MODEL = 100
 MAX_SYSTEM_PROMPT_BYTES = 32 * 1024
+MAX_JSON_DEPTH = 32  # request bodies and JSON values: no field of either API nests deeper than 3
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def json_depth_over(value: Any, limit: int) -> bool:
+    """True when a parsed JSON value nests arrays/objects more than `limit` levels deep. Iterative: a value
+    nested thousands of levels deep must be refused, not overflow the stack of whatever walks it next."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def check_title(title: str | None) -> str | None:

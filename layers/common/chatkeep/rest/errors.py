@@ -82,8 +82,11 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def from_validation(errors: list[dict[str, Any]]) -> Response:
     """Powertools RequestValidationError -> 400 (not JSON / malformed ids) or 422 (everything else)."""
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            why = str((e.get("ctx") or {}).get("error") or "")
+            detail = f": {why}" if why.startswith("nested") else ""  # the parser's other messages say little
+            return error_response(400, "malformed_json", f"the request body is not valid JSON{detail}")
     if errors and all(_is_id(e.get("loc") or ()) for e in errors):
         names = ", ".join(sorted({str(e["loc"][-1]) for e in errors}))
         return error_response(400, "bad_request", f"malformed id in {names}: expected a prefixed base32 id "

@@ -24,6 +24,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError, create_model
 
+from chatkeep.limits import MAX_JSON_DEPTH, json_depth_over
 from chatkeep.powertools_compat import current_route, route_arguments, set_route_arguments
 
 
@@ -99,11 +100,17 @@ def _json_body(event: dict[str, Any]) -> Any:
         except binascii.Error:
             raise _not_json(0, "the body is not valid base64", text) from None
     try:
-        return json.loads(text)
+        body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _not_json(exc.pos, exc.msg, exc.doc) from exc
     except RecursionError:  # nested deeper than the parser's stack allows
-        raise _not_json(0, "nested too deeply", text) from None
+        raise _not_json(0, TOO_DEEP, text) from None
+    if json_depth_over(body, MAX_JSON_DEPTH):  # before anything walks it recursively (validators, errors)
+        raise _not_json(0, TOO_DEEP, text)
+    return body
+
+
+TOO_DEEP = f"nested more than {MAX_JSON_DEPTH} levels deep"
 
 
 def _not_json(position: int, why: str, body: str) -> RequestValidationError:
