@@ -11,9 +11,28 @@ def test_given_claims_when_parsed_then_principal_with_name_and_scopes():
     assert (p.sub, p.workspace_id, p.name, p.is_service) == ("u1", "ws", "Ada", True)
 
 
-def test_given_api_gateway_rendered_list_scope_then_parsed():
-    claims = claims_for(scope="[chatkeep/service openid]")
+@pytest.mark.parametrize("scope", ["[chatkeep/service]", "[chatkeep/service openid]", "openid,chatkeep/service",
+                                   "openid\tchatkeep/service", "chatkeep/service\n", "chatkeep/service,",
+                                   "Chatkeep/service", "chatkeep/services", "chatkeep"])
+def test_given_a_scope_that_is_not_exactly_the_service_token_then_not_a_service_principal(scope):
+    # Issue 18: scopes are space-separated tokens (RFC 6749 section 3.3), compared exactly.
+    claims = claims_for(scope=scope)
+    assert not principal_from_event(http_event("GET", "/x", claims=claims), Settings()).is_service
+
+
+@pytest.mark.parametrize("scope", ["chatkeep/service", "openid chatkeep/service", "openid  chatkeep/service "])
+def test_given_the_service_token_among_space_separated_scopes_then_a_service_principal(scope):
+    claims = claims_for(scope=scope)
     assert principal_from_event(http_event("GET", "/x", claims=claims), Settings()).is_service
+
+
+@pytest.mark.parametrize(("claim", "value"), [("sub", "alice\n"), ("workspace_id", "w1\n"), ("sub", "\nalice"),
+                                              ("workspace_id", "w1\r\n"), ("sub", "alice\x00")])
+def test_given_a_claim_that_matches_only_up_to_a_newline_then_unauthenticated(claim, value):
+    claims = claims_for()
+    claims[claim] = value
+    with pytest.raises(Unauthenticated):
+        principal_from_event(http_event("GET", "/x", claims=claims), Settings())
 
 
 def test_given_name_claim_only_then_fallback_to_name():

@@ -10,8 +10,9 @@ from typing import Any
 from chatkeep.errors import Forbidden, Unauthenticated
 from chatkeep.settings import Settings, get_settings
 
-# No '#': it separates the parts of our keys, so it must never come from a token.
-_SAFE = re.compile(r"^[A-Za-z0-9_.:@|+=\-]{1,128}$")
+# No '#': it separates the parts of our keys, so it must never come from a token. Matched in full (fullmatch):
+# `$` alone lets a trailing newline through ("alice\n" would be another principal than "alice").
+_SAFE = re.compile(r"[A-Za-z0-9_.:@|+=\-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +30,16 @@ class Principal:
 
 
 def _scopes(raw: Any, jwt_scopes: tuple[str, ...] | None) -> frozenset[str]:
+    """The token's scopes: the `scope` claim is scope tokens separated by spaces (RFC 6749 section 3.3), each
+    compared exactly. Nothing else separates them (no commas, tabs or brackets): `"[chatkeep/service]"` or
+    `"openid,chatkeep/service"` is one scope that is not the service scope. (An IdP that issues scopes as a JSON
+    array reaches us as API Gateway's text `[a b]`, indistinguishable from such a string: docs/architecture.md,
+    "Identity and tenancy".) `jwt_scopes`: the list API Gateway parsed itself for routes with authorization
+    scopes."""
     if isinstance(raw, (list, tuple)):
         items = [str(s) for s in raw]
     else:
-        # API Gateway renders list claims as "[a b]"; scope is normally space-separated.
-        items = str(raw).strip("[]").replace(",", " ").split()
+        items = [s for s in str(raw).split(" ") if s]
     return frozenset(items) | frozenset(jwt_scopes or ())
 
 
@@ -72,9 +78,9 @@ def _principal(sub: Any, workspace: Any, scope: Any, jwt_scopes: tuple[str, ...]
     """The caller for one set of claims. Cached: a warm container serves the same callers again and again,
     and checking and building one is a tenth of a warm GET's CPU. Refusals raise, so they are never cached."""
     sub, workspace = str(sub or ""), str(workspace or "")
-    if not _SAFE.match(sub):
+    if not _SAFE.fullmatch(sub):
         raise Unauthenticated("token has no usable 'sub' claim")
-    if not _SAFE.match(workspace):
+    if not _SAFE.fullmatch(workspace):
         raise Unauthenticated(f"token has no usable '{workspace_claim}' claim")
     scopes = _scopes(scope, jwt_scopes)
     return Principal(
