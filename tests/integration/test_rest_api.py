@@ -429,7 +429,11 @@ def test_agents(alice: Client, bot: Client, mallory: Client) -> None:
     assert_error(bot.post("/v1/agents", {"slug": "ok", "name": "  "}), 422)
     for i in range(3):
         bot.post("/v1/agents", {"slug": f"z{i}", "name": f"Z{i}"})
-    assert alice.get(f"/v1/agents/{agent['id']}").body == agent  # users read agents
+    assert agent["system_prompt"] == "Be kind." and bot.get(f"/v1/agents/{agent['id']}").body == agent
+    # Users read agents, but not their system prompts (issue 18: configuration apps keep from end users).
+    assert alice.get(f"/v1/agents/{agent['id']}").body == {**agent, "system_prompt": None}
+    assert {a["system_prompt"] for a in alice.get("/v1/agents").body["data"]} == {None}
+    assert "Be kind." in [a["system_prompt"] for a in bot.get("/v1/agents").body["data"]]
     slugs: list[str] = []
     cursor = None
     while True:

@@ -49,7 +49,10 @@ def test_given_a_channel_when_shaped_then_it_is_exactly_a_channel_out(agent_id: 
 @pytest.mark.parametrize("temperature,shown", [(None, None), (1, 1.0), (0.25, 0.25)])
 def test_given_an_agent_when_shaped_then_it_is_exactly_an_agent_out(temperature: float | None,
                                                                     shown: float | None) -> None:
-    shaped = agent_json(Agent(id=4, workspace_id="ws", slug="s", name="n", created_at=STAMP,
-                              temperature=temperature))
+    agent = Agent(id=4, workspace_id="ws", slug="s", name="n", created_at=STAMP, temperature=temperature,
+                  system_prompt="Be terse.")
+    shaped = agent_json(agent, show_system_prompt=True)
     assert AgentOut.model_validate(shaped).model_dump(mode="json") == shaped
     assert shaped["temperature"] == shown and type(shaped["temperature"]) is type(shown)
+    assert shaped["system_prompt"] == "Be terse."
+    assert agent_json(agent, show_system_prompt=False) == {**shaped, "system_prompt": None}

@@ -336,7 +336,8 @@ class AgentOut(ResponseModel):
     name: str
     model: str | None
     temperature: float | None
-    system_prompt: str | None
+    system_prompt: str | None = Field(description="Service principals only (scope chatkeep/service): null for "
+                                                  "users, from whom apps keep their agents' instructions")
     created_at: Timestamp
     provider: Literal["external", "bedrock"]
     max_output_tokens: int | None

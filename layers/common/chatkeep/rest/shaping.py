@@ -91,15 +91,16 @@ def channel_json(container: Container) -> dict[str, Any]:
     }
 
 
-def agent_json(agent: Agent) -> dict[str, Any]:
-    """The `AgentOut` shape (see session_json)."""
+def agent_json(agent: Agent, *, show_system_prompt: bool) -> dict[str, Any]:
+    """The `AgentOut` shape (see session_json). The system prompt is configuration apps keep from their end users:
+    only service principals see it (`show_system_prompt`), users get null."""
     return {
         "id": ids.encode(ids.Kind.AGENT, agent.id),
         "slug": agent.slug,
         "name": agent.name,
         "model": agent.model,
         "temperature": None if agent.temperature is None else float(agent.temperature),
-        "system_prompt": agent.system_prompt,
+        "system_prompt": agent.system_prompt if show_system_prompt else None,
         "created_at": agent.created_at,
         "provider": agent.provider.value,
         "max_output_tokens": agent.max_output_tokens,

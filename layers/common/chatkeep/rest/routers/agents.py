@@ -32,7 +32,7 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
                                                temperature=body.temperature, system_prompt=body.system_prompt,
                                                provider=body.provider, max_output_tokens=body.max_output_tokens,
                                                history_window_tokens=body.history_window_tokens)
-        return 201, agent_json(agent)
+        return 201, agent_json(agent, show_system_prompt=p.is_service)
 
     return created(p, "POST /v1/agents", idempotency_key, run, body)
 
@@ -42,12 +42,13 @@ def create_agent(body: CreateAgentIn, idempotency_key: IdempotencyKey = None):
 def list_agents(limit: PageLimit = 20, cursor: Cursor = None):
     p = principal(router)
     agents, has_more = default_service().list_agents(p, limit=limit, after_slug=cursor)
-    return json_response(200, {"data": [agent_json(a) for a in agents], "has_more": has_more,
-                               "next_cursor": agents[-1].slug if has_more and agents else None})
+    return json_response(200, {"data": [agent_json(a, show_system_prompt=p.is_service) for a in agents],
+                               "has_more": has_more, "next_cursor": agents[-1].slug if has_more and agents else None})
 
 
 @router.get("/v1/agents/<agent_id>", tags=["agents"], summary="Get an agent",
             responses=declare(200, AgentOut, "The agent"))
 def get_agent(agent_id: AgentIdPath):
     p = principal(router)
-    return json_response(200, agent_json(default_service().get_agent(p, decode(ids.Kind.AGENT, agent_id))))
+    agent = default_service().get_agent(p, decode(ids.Kind.AGENT, agent_id))
+    return json_response(200, agent_json(agent, show_system_prompt=p.is_service))
