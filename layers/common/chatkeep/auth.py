@@ -15,6 +15,11 @@ from chatkeep.settings import Settings, get_settings
 _SAFE = re.compile(r"[A-Za-z0-9_.:@|+=\-]{1,128}")
 
 
+def usable_id(value: str) -> bool:
+    """Whether `value` can be a `sub` or a workspace id (and so an owner of a container)."""
+    return bool(_SAFE.fullmatch(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     sub: str
@@ -78,9 +83,9 @@ def _principal(sub: Any, workspace: Any, scope: Any, jwt_scopes: tuple[str, ...]
     """The caller for one set of claims. Cached: a warm container serves the same callers again and again,
     and checking and building one is a tenth of a warm GET's CPU. Refusals raise, so they are never cached."""
     sub, workspace = str(sub or ""), str(workspace or "")
-    if not _SAFE.fullmatch(sub):
+    if not usable_id(sub):
         raise Unauthenticated("token has no usable 'sub' claim")
-    if not _SAFE.fullmatch(workspace):
+    if not usable_id(workspace):
         raise Unauthenticated(f"token has no usable '{workspace_claim}' claim")
     scopes = _scopes(scope, jwt_scopes)
     return Principal(

@@ -163,6 +163,9 @@ class CreateChannelIn(RequestModel):
     name: Annotated[str, StringConstraints(max_length=limits.MAX_NAME)] | None = None
     agent_id: AgentIdIn | None = Field(default=None, description="Default agent of the channel's sessions")
     metadata: Metadata | None = None
+    owner: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@|+=\-]{1,128}$")] | None = Field(
+        default=None, description="Service principals only (else 403): the `sub` of the user the channel is for. "
+                                  "Omitted: the caller's channel (a service principal's is shared by the workspace).")
 
 
 class ChannelOut(ResponseModel):

@@ -6,23 +6,33 @@ from __future__ import annotations
 from typing import Any
 
 from chatkeep import clock, ids, limits
-from chatkeep.auth import Principal
-from chatkeep.errors import NotFound
+from chatkeep.auth import Principal, usable_id
+from chatkeep.errors import BadInput, Forbidden, NotFound
 from chatkeep.models import Container
 from chatkeep.rules.base import ServiceBase, with_fresh_ids
 
 
 class ContainerRules(ServiceBase):
     def create_container(self, principal: Principal, *, name: str | None, agent_id: int | None,
-                         metadata: Any) -> Container:
+                         metadata: Any, owner: str | None = None) -> Container:
+        """A new container with a fresh random id: the caller's, shared (a service principal), or `owner`'s (a
+        service principal registering a user's container, so that no other user can claim its id first)."""
         name = limits.check_text(name, "name", limits.MAX_NAME)
         metadata = limits.check_metadata(metadata)
+        owner_tag = principal.owner_tag
+        if owner is not None:
+            if not principal.is_service:
+                raise Forbidden("only a service principal (scope chatkeep/service) may create a channel for "
+                                "another user")
+            if not usable_id(owner):
+                raise BadInput("owner must be a user's sub: 1-128 characters of A-Z, a-z, 0-9 and _.:@|+=-")
+            owner_tag = owner
         if agent_id is not None and self.repo.get_agent(principal.workspace_id, agent_id) is None:
             raise NotFound(f"agent {ids.encode(ids.Kind.AGENT, agent_id)} not found")
         created_at = clock.iso(clock.now())
 
         def attempt() -> Container:
-            container = Container(id=ids.new_id(), workspace_id=principal.workspace_id, owner=principal.owner_tag,
+            container = Container(id=ids.new_id(), workspace_id=principal.workspace_id, owner=owner_tag,
                                   created_at=created_at, name=name, agent_id=agent_id, metadata=metadata)
             self.repo.create_container(container)
             return container

@@ -85,7 +85,10 @@ class MessageRules(SessionRules):
             if mid is not None:
                 position = self.repo.message_position(ws, mid)
                 if position is None or position[0] != sid:
-                    # A reference to a message that is not there (REST 404), like a session that is not there.
+                    # A reference to a message that is not there (REST 404). The session is checked first, so a
+                    # session the caller cannot see answers as one, whether or not the message is in it (else
+                    # the two answers would tell which messages another user's session holds).
+                    self.get_session_only(principal, sid)
                     raise NotFound(f"'{name}': message {ids.encode(ids.Kind.MESSAGE, mid)} not found in this session")
                 bounds[name] = position[1]
         session, messages, has_more = self.repo.list_messages(

@@ -132,6 +132,7 @@ class SessionRules(ContainerRules):
         if before_message_id is not None:
             position = self.repo.message_position(principal.workspace_id, before_message_id)
             if position is None or position[0] != sid:
+                self.get_session_only(principal, sid)  # a session the caller cannot see answers as one
                 raise BadInput("'before' does not name a message of this session")
             before_sk = position[1]
         session, messages, has_more = self.repo.get_session_view(

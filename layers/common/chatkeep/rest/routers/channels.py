@@ -17,14 +17,15 @@ router = Router()
 
 
 @router.post("/v1/channels", tags=["channels"], summary="Create a channel",
-             responses=declare(201, ChannelOut, "The channel (yours; shared by the workspace when created by a "
-                                                "service principal)", 409, 413, 415))
+             responses=declare(201, ChannelOut, "The channel (yours; `owner`'s, or shared by the workspace, when "
+                                                "created by a service principal)", 409, 413, 415))
 def create_channel(body: CreateChannelIn, idempotency_key: IdempotencyKey = None):
     p = principal(router)
 
     def run() -> tuple[int, dict]:
         channel = default_service().create_container(p, name=body.name, metadata=body.metadata,
-                                              agent_id=decode_optional(ids.Kind.AGENT, body.agent_id))
+                                                     agent_id=decode_optional(ids.Kind.AGENT, body.agent_id),
+                                                     owner=body.owner)
         return 201, channel_json(channel)
 
     return created(p, "POST /v1/channels", idempotency_key, run, body)
