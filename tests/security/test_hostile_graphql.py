@@ -217,7 +217,8 @@ METADATA_CASES = {
     "list_value": ({"k": [1, 2]}, ("flat",)),
     "not_an_object": ("a string", ("flat JSON object",)),
     "empty_key": ({"": 1}, ("non-empty",)),
-    "number_too_big": ({"k": 10**40}, ("out of range",)),
+    "number_too_big": ({"k": 10**40}, ("41 digits", "38")),
+    "float_too_big": ({"k": 1e130}, ("out of range",)),
 }
 
 

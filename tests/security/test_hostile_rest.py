@@ -194,3 +194,35 @@ def test_given_metadata_nested_at_any_depth_when_patching_a_session_or_posting_t
         assert status in (400, 422), (method, path, depth, status, reply)
     assert items(dynamodb) == before
     _assert_small_logs(capsys, caplog)
+
+
+# ---------------------------------------------------------------- issue 18: integers are stored exactly or refused
+
+EXACT = ("9007199254740993", "-9007199254740993", "99999999999999999999999999999999999999")
+
+
+@pytest.mark.parametrize("number", EXACT)
+def test_given_an_integer_beyond_2_53_in_metadata_then_it_is_stored_and_read_back_exactly(dynamodb, number):
+    status, reply = call("POST", "/v1/channels", raw_body=f'{{"metadata": {{"n": {number}}}}}')
+    assert status == 201 and reply["metadata"]["n"] == int(number)
+    from chatkeep.rest.app import handler
+
+    out = handler(http_event("GET", f"/v1/channels/{reply['id']}", claims=claims_for()), None)
+    assert f'"n":{number}' in out["body"], out["body"]
+
+
+@pytest.mark.parametrize("number", ["123456789012345678901234567890123456789", "-10" + "0" * 40])
+def test_given_an_integer_of_more_than_38_digits_in_metadata_then_422_naming_the_limit_and_nothing_written(
+        dynamodb, number):
+    channel = call("POST", "/v1/channels", raw_body="{}")[1]["id"]
+    session = call("POST", f"/v1/channels/{channel}/sessions", raw_body="{}")[1]["id"]
+    before = items(dynamodb)
+    metadata = f'"metadata": {{"n": {number}}}'
+    for method, path, raw in (("POST", "/v1/channels", f"{{{metadata}}}"),
+                              ("PATCH", f"/v1/sessions/{session}", f"{{{metadata}}}"),
+                              ("POST", f"/v1/sessions/{session}/messages", f'{{"content": "x", {metadata}}}'),
+                              ("POST", f"/v1/channels/{channel}/messages", f'{{"content": "x", {metadata}}}')):
+        status, reply = call(method, path, raw_body=raw)
+        assert status == 422, (method, path, reply)
+        assert reply["error"]["message"].startswith("metadata.n: ") and "the limit is 38" in reply["error"]["message"]
+    assert items(dynamodb) == before

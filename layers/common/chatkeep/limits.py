@@ -65,23 +65,36 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
             raise BadInput("metadata keys must be non-empty strings")
         if len(key) > MAX_METADATA_KEY:
             raise BadInput(f"metadata key {key[:20]!r}... is {len(key)} characters; the limit is {MAX_METADATA_KEY}")
-        if isinstance(value, str):
-            if len(value) > MAX_METADATA_STRING:
-                raise BadInput(f"metadata value of {key!r} is {len(value)} characters; "
-                               f"the limit is {MAX_METADATA_STRING}")
-        elif value is not None and not isinstance(value, (bool, int, float)):
-            raise BadInput(f"metadata value of {key!r} must be a string, number, boolean or null "
-                           "(metadata is flat: no objects or arrays)")
-        elif isinstance(value, float) and not math.isfinite(value):  # NaN, or 1e400 parsed as inf
-            raise BadInput(f"metadata value of {key!r} is not a finite number")
-        elif (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_NUMBER_DIGITS) or (
-                isinstance(value, float) and value != 0 and not 1e-130 <= abs(value) < 1e125):
-            raise BadInput(f"metadata value of {key!r} is out of range: numbers have at most "
-                           f"{MAX_NUMBER_DIGITS} digits (and a magnitude between 1e-130 and 1e125)")
+        problem = metadata_value_problem(value)
+        if problem:
+            raise BadInput(f"metadata value of {key!r} {problem}")
     size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         raise PayloadTooLarge(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
     return dict(metadata)
+
+
+def metadata_value_problem(value: Any) -> str | None:
+    """Why `value` cannot be a metadata value (None when it can): a string, a boolean, null, or a number DynamoDB
+    stores exactly: an integer of at most 38 digits (never rounded into a float), another number 0 or of a
+    magnitude in [1e-130, 1e125)."""
+    if isinstance(value, str):
+        if len(value) > MAX_METADATA_STRING:
+            return f"is {len(value)} characters; the limit is {MAX_METADATA_STRING}"
+    elif isinstance(value, bool) or value is None:
+        return None
+    elif isinstance(value, int):
+        if abs(value) >= 10**MAX_NUMBER_DIGITS:
+            return (f"is an integer of {len(str(abs(value)))} digits; the limit is {MAX_NUMBER_DIGITS} (integers are "
+                    "stored exactly, so longer ones are refused rather than rounded)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):  # NaN, or 1e400 parsed as inf
+            return "is not a finite number"
+        if value != 0 and not 1e-130 <= abs(value) < 1e125:
+            return "is out of range: numbers other than integers are 0 or of a magnitude between 1e-130 and 1e125"
+    else:
+        return "must be a string, number, boolean or null (metadata is flat: no objects or arrays)"
+    return None
 
 
 def check_content(content: Any) -> str:

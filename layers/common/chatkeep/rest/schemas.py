@@ -12,12 +12,17 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     model_validator,
 )
 
@@ -62,8 +67,19 @@ def _dynamo_number(value: float) -> float:
 
 
 MetaInt = Annotated[StrictInt, Field(ge=-_MAX_INT, le=_MAX_INT)]
+
+
+def _not_an_integer(value: Any) -> Any:
+    """Integers are MetaInt's: one too long for it is refused, never rounded into a float (pydantic's strict
+    float still takes ints)."""
+    if isinstance(value, int):
+        raise ValueError(f"integers have at most {limits.MAX_NUMBER_DIGITS} digits")
+    return value
+
+
 MetaFloat = Annotated[
-    float,
+    StrictFloat,
+    BeforeValidator(_not_an_integer),
     Field(allow_inf_nan=False),
     AfterValidator(_dynamo_number),
     WithJsonSchema({"anyOf": [
@@ -74,7 +90,17 @@ MetaFloat = Annotated[
 ]
 MetaString = Annotated[str, StringConstraints(max_length=limits.MAX_METADATA_STRING)]
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=limits.MAX_METADATA_KEY)]
-MetaValue = StrictBool | MetaInt | MetaFloat | MetaString | None
+
+
+def _one_message(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A refused value gets the service's one message (chatkeep.limits), not one line per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(limits.metadata_value_problem(value) or "is not a valid metadata value") from None
+
+
+MetaValue = Annotated[StrictBool | MetaInt | MetaFloat | MetaString | None, WrapValidator(_one_message)]
 Metadata = Annotated[
     dict[MetaKey, MetaValue],
     Field(
