@@ -54,6 +54,7 @@ class DocumentCache:
         self.size = size
         self.texts: OrderedDict[str, str] = OrderedDict()
         self.documents: dict[str, DocumentNode] = {}
+        self.cost_per_request: set[str] = set()  # digests whose cost depends on the request's variables
 
     def get_text(self, digest: str) -> str | None:
         text = self.texts.get(digest)
@@ -72,18 +73,31 @@ class DocumentCache:
         except GraphQLSyntaxError as error:
             raise _coded(error, "GRAPHQL_PARSE_FAILED") from None
         settings = get_settings()
-        problems = guards.check_document(document, max_depth=settings.max_query_depth,
-                                         max_cost=settings.max_query_cost)
+        bounds = guards.bounds(document, max_depth=settings.max_query_depth, max_cost=settings.max_query_cost)
+        problems = bounds.errors
         if not problems:
             problems = validate(schema(), document, [*specified_rules, *_introspection_rules(introspection)])
         if problems:
             raise _coded(problems[0], "GRAPHQL_VALIDATION_FAILED", more=problems[1:])
         self.texts[digest] = text
         self.documents[digest] = document
+        if bounds.cost_needs_variables:
+            self.cost_per_request.add(digest)
         while len(self.texts) > self.size:
             old, _ = self.texts.popitem(last=False)
             self.documents.pop(old, None)
+            self.cost_per_request.discard(old)
         return document
+
+    def check_cost(self, digest: str, document: DocumentNode, variables: dict[str, Any] | None) -> None:
+        """A document within the cost bound only for some values of its variable `limit`s: check these ones."""
+        if digest not in self.cost_per_request:
+            return
+        settings = get_settings()
+        problems = guards.check_document(document, max_depth=settings.max_query_depth,
+                                         max_cost=settings.max_query_cost, variables=variables or {})
+        if problems:
+            raise _coded(problems[0], "GRAPHQL_VALIDATION_FAILED", more=problems[1:])
 
 
 class _Refused(Exception):
@@ -209,7 +223,8 @@ def handle(event: dict[str, Any], service: Any = None) -> dict[str, Any]:
         operation_name = data.get("operationName")
         if operation_name is not None and not isinstance(operation_name, str):
             raise _HttpError(400, "'operationName' must be a string", "BAD_REQUEST")
-        _, document = _resolve_document(data, settings.enable_introspection)
+        digest, document = _resolve_document(data, settings.enable_introspection)
+        _cache.check_cost(digest, document, variables)
     except _HttpError as error:
         return _refusal(error.status, error.message, error.code)
     except _Refused as refused:
