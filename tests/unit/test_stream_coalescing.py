@@ -386,3 +386,16 @@ def test_stream_store_accepts_settings_like_the_repository():
 
     assert StreamStore(Settings(chat_table_name="c")).table_name == "c"
     assert SearchIndex(Settings(search_table_name="s")).table_name == "s"
+
+
+def test_given_a_message_of_more_distinct_words_than_indexed_then_its_first_ones_are_indexed_and_the_rest_not():
+    # Issue 18: one 32 KB message of 3,300 distinct words was 3,300 index writes.
+    from chatkeep.text import MAX_INDEXED_WORDS
+
+    many = [f"w{i:05d}" for i in range(3000)]
+    seq = Seq()
+    index = FakeIndex()
+    run([msg_insert(seq, 1, 1, content=" ".join(many)), msg_insert(seq, 1, 2, content="w02999 again")], index=index)
+    words = {e.word for puts, _ in index.writes for e in puts}
+    assert set(many[:MAX_INDEXED_WORDS]) <= words and "w02999" in words and "again" in words  # each message's own
+    assert len(words) == MAX_INDEXED_WORDS + 2 and not set(many[MAX_INDEXED_WORDS:-1]) & words

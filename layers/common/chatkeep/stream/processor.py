@@ -132,17 +132,23 @@ def title_writes(plan: SessionPlan) -> tuple[list[IndexEntry], list[IndexEntry]]
 
 
 def word_entries(
-    workspace_id: str, container_id: int, session_id: int, texts: list[str | None], field: str
+    workspace_id: str, container_id: int, session_id: int, texts: list[str | None], field: str,
+    words_per_text: int | None = None,
 ) -> list[IndexEntry]:
-    """One entry per distinct word of `texts`, in first-seen order."""
-    words = dict.fromkeys(w for t in texts for w in text.words(t))
+    """One entry per distinct word of `texts` (the first `words_per_text` distinct words of each), in first-seen
+    order."""
+    words = dict.fromkeys(w for t in texts for w in text.words(t, words_per_text))
     return [IndexEntry(workspace_id, container_id, session_id, w, field) for w in words]
 
 
 def content_entries(
     workspace_id: str, container_id: int, session_id: int, contents: list[str | None]
 ) -> list[IndexEntry]:
-    return word_entries(workspace_id, container_id, session_id, [truncate_content(c) for c in contents], CONTENT)
+    """The entries of messages: each message's first MAX_INDEXED_WORDS distinct words, from its first 32 KB. The
+    cascade derives the entries to delete the same way (entries an older rule wrote beyond these are swept from
+    the by_session index)."""
+    return word_entries(workspace_id, container_id, session_id, [truncate_content(c) for c in contents], CONTENT,
+                        text.MAX_INDEXED_WORDS)
 
 
 @dataclass(slots=True)
