@@ -84,6 +84,8 @@ PARAMETER_DEFAULTS = {
     "AgentTurnReservedConcurrency": 0,
     "DailyTokenQuota": 0,
     "AgentTurnMaxConcurrency": 10,
+    "ApiThrottlingRateLimit": 500,
+    "ApiThrottlingBurstLimit": 1000,
 }
 
 OUTPUTS = (
@@ -600,6 +602,10 @@ def check_parameters_and_outputs(t: dict[str, Any]) -> list[str]:
             v.append(f"parameter {name} is missing")
         elif str(params[name].get("Default")) != str(default):
             v.append(f"parameter {name} default {params[name].get('Default')!r} != {default!r}")
+    throttling = props(t, "HttpApi").get("DefaultRouteSettings") or {}
+    if throttling != {"ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+                      "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"}}:
+        v.append("HttpApi.DefaultRouteSettings does not throttle with the ApiThrottling* parameters")
     if (params.get("CorsAllowOrigins") or {}).get("Type") != "CommaDelimitedList":
         v.append("CorsAllowOrigins is not a CommaDelimitedList")
     for name in OUTPUTS:
