@@ -520,6 +520,21 @@ def test_given_a_registered_agent_when_getting_the_starter_by_slug_then_one_sess
     assert [s["id"] for s in listed["sessions"]] == [starter["id"]]
 
 
+STARTER_WITH_MESSAGES = "{getOrCreateUserStartTodoChatSession{id messages{id message}}}"
+
+
+def test_given_a_starter_with_messages_when_getting_it_with_its_messages_then_they_are_there(dynamodb):
+    # Issue 18: the messages of an existing starter came back as [] (getOneTodoChatSession showed them).
+    starter = data(gql(STARTER_WITH_MESSAGES))["getOrCreateUserStartTodoChatSession"]
+    assert starter["messages"] == []  # new: nothing yet
+    for text in ("first", "second"):
+        data(post(starter["id"], text))
+    again = data(gql(STARTER_WITH_MESSAGES))["getOrCreateUserStartTodoChatSession"]
+    assert again["id"] == starter["id"] and [m["message"] for m in again["messages"]] == ["first", "second"]
+    shown = data(details(starter["id"]))["getOneTodoChatSession"]["messages"]
+    assert [m["id"] for m in shown] == [m["id"] for m in again["messages"]]
+
+
 def test_given_a_default_agent_when_getting_the_starter_without_slug_then_the_default_agent(dynamodb, chat_service):
     default = chat_service.create_agent(make_principal(service=True), slug="general", name="General")
     chat_service.create_agent(make_principal(service=True), slug="other", name="Other")

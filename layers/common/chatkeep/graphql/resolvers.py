@@ -142,7 +142,8 @@ def get_one_todo_chat_session(_: Any, info: Any, session_id: float) -> dict[str,
 @query.field("getOrCreateUserStartTodoChatSession")
 def get_or_create_start_session(_: Any, info: Any, bot_slug: str | None = None) -> dict[str, Any]:
     ctx = info.context
-    return session_dict(ctx.service.starter_session(ctx.principal, bot_slug or None), [])
+    # No preloaded messages: an existing starter may have some, read (one Query) only when the query asks for them.
+    return session_dict(ctx.service.starter_session(ctx.principal, bot_slug or None))
 
 
 @query.field("getSearchTodoChatSessions")
