@@ -603,6 +603,16 @@ def _with_list(resp: tuple[int, Mapping[str, str], bytes]) -> tuple[int, list[tu
     return status, list(headers.items()), body
 
 
+BAD_REQUEST = (400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class _BadFraming(Exception):
+    """The request's body cannot be delimited (a Content-Length or chunk size that is not a number, a chunk cut
+    short): API Gateway answers 400 and closes the connection, and so does the local runtime."""
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -624,24 +634,40 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # one line per request is logged by _serve (without query values or headers)
 
     def _read_body(self) -> bytes | None:
+        """The request body; None when it is over API Gateway's payload limit; _BadFraming when it cannot be
+        delimited."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline().strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                total += size
-                if total > apigw.PAYLOAD_LIMIT_BYTES:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
+            return self._read_chunked()
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if not lengths:
+            return b""
+        length_text = lengths.pop()
+        if lengths or not _CONTENT_LENGTH.fullmatch(length_text):  # "abc", "-1", "+5", two different lengths
+            raise _BadFraming
+        length = int(length_text)
         if length > apigw.PAYLOAD_LIMIT_BYTES:
             return None
         return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_text = self.rfile.readline(1024).split(b";", 1)[0].strip()  # chunk extensions are ignored
+            if not _CHUNK_SIZE.fullmatch(size_text):  # "zz", "-1", an empty line, the connection closed
+                raise _BadFraming
+            size = int(size_text, 16)
+            if size == 0:
+                while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailer fields, then a blank line
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > apigw.PAYLOAD_LIMIT_BYTES:
+                return None
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BadFraming
+            chunks.append(chunk)
 
     def _serve(self) -> None:
         started = time.perf_counter()
@@ -662,6 +688,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self.command, self.path, list(self.headers.items()), body, self.client_address[0],
                     self.request_version,
                 )
+        except _BadFraming:
+            status, headers, data = _with_list(BAD_REQUEST)
+            self.close_connection = True  # what follows on the connection cannot be told from this body
         except Exception:
             log.error("local runtime error\n%s", traceback.format_exc())
             status, headers, data = _with_list(apigw.INTERNAL_ERROR)
