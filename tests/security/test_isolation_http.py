@@ -28,7 +28,9 @@ def world(local_api: Any) -> dict[str, Any]:
     ws = f"iso-{uuid.uuid4().hex[:8]}"
     owner = local_api.token("alice", ws, name="Alice")
     ops = local_api.token("ops", ws, scope=SERVICE_SCOPE)
-    r = local_api.request("POST", "/v1/agents", token=ops, json={"slug": "helper", "name": "Helper"})
+    # The system prompt is a secret of the app's: only service principals read it (issue 18).
+    r = local_api.request("POST", "/v1/agents", token=ops,
+                          json={"slug": "helper", "name": "Helper", "system_prompt": f"prompt {SECRET}"})
     assert r.status_code == 201, r.text
     agent = r.json()["id"]
     r = local_api.request("POST", "/v1/channels", token=owner, json={"name": f"channel {SECRET}"})
@@ -63,6 +65,9 @@ def _tokens(local_api: Any, w: dict[str, Any]) -> dict[str, tuple[str | None, di
         "wrong_issuer": (local_api.token("alice", ws, issuer="https://evil.example"), {}, 401),
         "bad_signature": (local_api.token("alice", ws, secret="not-the-dev-secret"), {}, 401),
         "no_workspace_claim": (local_api.token("alice", None), {}, 401),
+        # Claims match in full: a trailing newline is not the same principal (issue 18).
+        "sub_with_newline": (local_api.token("alice\n", ws), {}, 401),
+        "workspace_with_newline": (local_api.token("alice", f"{ws}\n"), {}, 401),
         "x_workspace_id_mismatch": (w["owner"], {"X-Workspace-Id": f"{ws}-other"}, 403),
     }
 
@@ -129,7 +134,12 @@ def test_other_tenants_get_not_found_and_change_nothing(local_api: Any, world: d
     attackers = {
         "same_workspace_user": local_api.token("bob", w["ws"], name="Bob"),
         "other_workspace_service": local_api.token("svc", f"{w['ws']}-b", scope=SERVICE_SCOPE),
+        # Scopes are space-separated tokens compared exactly: none of these is the service scope (issue 18).
+        "bracketed_scope": local_api.token("carol", w["ws"], scope=f"[{SERVICE_SCOPE}]"),
+        "comma_scope": local_api.token("dave", w["ws"], scope=f"openid,{SERVICE_SCOPE}"),
+        "tab_scope": local_api.token("erin", w["ws"], scope=f"openid\t{SERVICE_SCOPE}"),
     }
+    same_workspace = {"same_workspace_user", "bracketed_scope", "comma_scope", "tab_scope"}
     from chatkeep.repository import keys
 
     victim = (keys.container_pk(w["ws"], w["cid"]), keys.session_pk(w["ws"], w["sid"]))
@@ -139,18 +149,21 @@ def test_other_tenants_get_not_found_and_change_nothing(local_api: Any, world: d
             r = local_api.request(method, path, token=token, json=body)
             assert_no_internals(r.text, SECRET)
             route = f"{method} {path}"
-            if method == "POST" and path in ("/v1/channels", "/v1/agents"):
-                # Their own channel; agents need the service scope (the other workspace's service may).
-                assert r.status_code in (201, 403), (name, route, r.status_code, r.text[:200])
+            if method == "POST" and path == "/v1/channels":
+                assert r.status_code == 201, (name, route, r.status_code, r.text[:200])  # their own channel
+            elif method == "POST" and path == "/v1/agents":
+                # Agents need the service scope (the other workspace's service principal has it, for its own).
+                expected = 201 if name == "other_workspace_service" else 403
+                assert r.status_code == expected, (name, route, r.status_code, r.text[:200])
             elif path == "/v1/agents":
-                assert r.status_code == 200 and "helper" not in r.text or name == "same_workspace_user", r.text
+                assert r.status_code == 200 and "helper" not in r.text or name in same_workspace, r.text
             elif path == "/v1/usage":
                 # Workspace usage is for service principals, of their own workspace only.
-                expected = 403 if name == "same_workspace_user" else 200
+                expected = 403 if name in same_workspace else 200
                 assert r.status_code == expected and (expected == 403 or r.json() == {"data": []}), r.text[:200]
             elif path.startswith("/v1/agents/"):
-                # Agents are the workspace's: same workspace reads it, another workspace does not find it.
-                expected = 200 if name == "same_workspace_user" else 404
+                # Agents are the workspace's: same workspace reads it (not its prompt), another does not find it.
+                expected = 200 if name in same_workspace else 404
                 assert r.status_code == expected, (name, route, r.status_code, r.text[:200])
             else:
                 assert r.status_code == 404, (name, route, r.status_code, r.text[:200])
@@ -161,3 +174,32 @@ def test_other_tenants_get_not_found_and_change_nothing(local_api: Any, world: d
         assert not [k for k in changes["added"] if any(v in k for v in victim)], (name, changes)
     r = local_api.request("GET", f"/v1/sessions/{w['session']}", token=w["owner"])
     assert r.status_code == 200 and r.json()["title"] == f"title {SECRET}"
+
+
+def test_a_history_page_of_another_users_session_answers_the_same_whatever_message_it_names(
+        local_api: Any, world: dict[str, Any]) -> None:
+    """Issue 18: `?before=<a message in it>` answered "session not found" and every other message "'before':
+    message ... not found in this session", which told which messages another user's session holds."""
+    w = world
+    bob = local_api.token("bob", w["ws"], name="Bob")
+    answers = {(r.status_code, r.text) for name in ("before", "after") for message in (w["message"], "msg_c1s")
+               for r in [local_api.request("GET", f"/v1/sessions/{w['session']}/messages?{name}={message}",
+                                           token=bob)]}
+    assert answers == {(404, '{"error":{"code":"not_found","message":"session not found"}}')}, answers
+
+
+def test_a_channel_a_service_principal_registers_for_a_user_is_that_users_alone(
+        local_api: Any, world: dict[str, Any]) -> None:
+    w = world
+    ops = local_api.token("ops", w["ws"], scope=SERVICE_SCOPE)
+    frank, bob = local_api.token("frank", w["ws"], name="Frank"), local_api.token("bob", w["ws"], name="Bob")
+    r = local_api.request("POST", "/v1/channels", token=ops, json={"owner": "frank", "name": "Frank's todo"})
+    assert r.status_code == 201, r.text
+    from chatkeep import ids
+
+    todo = ids.decode(ids.Kind.CHANNEL, r.json()["id"])
+    create = "mutation($t: Float!){createTodoChatSession(data:{todoId: $t}){id}}"
+    assert local_api.gql(create, {"t": todo}, token=bob)["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "errors" not in local_api.gql(create, {"t": todo}, token=frank)
+    r = local_api.request("POST", "/v1/channels", token=bob, json={"owner": "frank"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
