@@ -4,6 +4,7 @@ that declares no parameters."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -35,3 +36,28 @@ def test_given_measured_item_sizes_when_the_cost_model_runs_then_its_dollars_are
     assert read_ddb == read_rru * prices["rru_per_million"]
     assert post_total > post_ddb and read_total > read_ddb  # Lambda on top
     assert f"${prices['wru_per_million']}/M WRU" in results["table"]
+
+
+def test_given_the_hostile_bench_request_then_the_api_accepts_it_and_each_post_has_more_words_than_are_indexed(
+        dynamodb: Any) -> None:
+    """bench/hostile.py measures the worst request the API *accepts*: its document must pass the bounds, and its
+    content must be a full message of more distinct words than one message is indexed by."""
+    from chatkeep import limits, text
+    from chatkeep.graphql.server import handle
+    from chatkeep_local.harness import claims_for, http_event
+
+    from bench import hostile
+
+    content = hostile.distinct_words()
+    assert len(content.encode()) <= limits.MAX_CONTENT_BYTES and len(text.words(content)) > text.MAX_INDEXED_WORDS
+    create = f"mutation{{createTodoChatSession(data:{{todoId: {hostile.HOSTILE_TODO}}}){{id}}}}"
+    sessions = []
+    for _ in range(hostile.mutation_fields()):
+        reply = handle(http_event("POST", "/graphql", body={"query": create}, claims=claims_for()))
+        sessions.append(int(json.loads(reply["body"])["data"]["createTodoChatSession"]["id"]))
+    document = hostile.hostile_document(sessions)
+    reply = handle(http_event("POST", "/graphql", body={"query": document, "variables": {"m": content}},
+                              claims=claims_for()))
+    body = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and "errors" not in body, reply["body"][:300]
+    assert len(body["data"]) == limits.MAX_MUTATION_FIELDS
