@@ -219,6 +219,7 @@ METADATA_CASES = {
     "empty_key": ({"": 1}, ("non-empty",)),
     "number_too_big": ({"k": 10**40}, ("41 digits", "38")),
     "float_too_big": ({"k": 1e130}, ("out of range",)),
+    "float_of_40_digits": ({"k": 1e40}, ("out of range", "38 digits")),  # one bound with the integers
 }
 
 

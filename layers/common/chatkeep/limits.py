@@ -16,6 +16,10 @@ MAX_METADATA_KEY = 64
 MAX_METADATA_STRING = 512
 MAX_METADATA_BYTES = 8 * 1024
 MAX_NUMBER_DIGITS = 38  # DynamoDB numbers: 38 significant digits
+# Metadata numbers: 0 or a magnitude in [MIN_NUMBER, MAX_NUMBER). One bound for integers (at most 38 digits,
+# stored exactly) and other numbers, so that JSON Schema, which cannot tell 1e40 from 10**40, states it truly.
+MIN_NUMBER = 1e-130  # DynamoDB's smallest magnitude
+MAX_NUMBER = float(10**MAX_NUMBER_DIGITS)
 MAX_CONTENT_BYTES = 32 * 1024
 MAX_INITIAL_CONTEXT_BYTES = 32 * 1024
 MAX_PAGE = 100
@@ -78,9 +82,9 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
 
 
 def metadata_value_problem(value: Any) -> str | None:
-    """Why `value` cannot be a metadata value (None when it can): a string, a boolean, null, or a number DynamoDB
-    stores exactly: an integer of at most 38 digits (never rounded into a float), another number 0 or of a
-    magnitude in [1e-130, 1e125)."""
+    """Why `value` cannot be a metadata value (None when it can): a string, a boolean, null, or a number: an
+    integer of at most 38 digits (stored exactly, never rounded into a float), another number 0 or of a magnitude
+    in [MIN_NUMBER, MAX_NUMBER)."""
     if isinstance(value, str):
         if len(value) > MAX_METADATA_STRING:
             return f"is {len(value)} characters; the limit is {MAX_METADATA_STRING}"
@@ -93,8 +97,9 @@ def metadata_value_problem(value: Any) -> str | None:
     elif isinstance(value, float):
         if not math.isfinite(value):  # NaN, or 1e400 parsed as inf
             return "is not a finite number"
-        if value != 0 and not 1e-130 <= abs(value) < 1e125:
-            return "is out of range: numbers other than integers are 0 or of a magnitude between 1e-130 and 1e125"
+        if value != 0 and not MIN_NUMBER <= abs(value) < MAX_NUMBER:
+            return (f"is out of range: numbers are 0 or of a magnitude between {MIN_NUMBER} and {MAX_NUMBER} "
+                    f"(integers: at most {MAX_NUMBER_DIGITS} digits)")
     else:
         return "must be a string, number, boolean or null (metadata is flat: no objects or arrays)"
     return None

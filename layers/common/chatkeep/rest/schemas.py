@@ -53,11 +53,11 @@ AgentIdIn = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN),
 
 # ---------------------------------------------------------------- metadata
 
-# DynamoDB numbers (chatkeep.limits.check_metadata): integers of at most 38 digits; other numbers 0 or of a
-# magnitude in [1e-130, 1e125).
+# Metadata numbers (chatkeep.limits.metadata_value_problem): integers of at most 38 digits, other numbers 0 or of a
+# magnitude in [1e-130, 1e38).
 _MAX_INT = 10**limits.MAX_NUMBER_DIGITS - 1
-_MAX_NUM = 1e125
-_MIN_NUM = 1e-130
+_MAX_NUM = limits.MAX_NUMBER
+_MIN_NUM = limits.MIN_NUMBER
 
 
 def _dynamo_number(value: float) -> float:
