@@ -446,3 +446,16 @@ def test_given_another_user_then_they_cannot_cancel_retry_or_read_usage(turns: A
     with pytest.raises(Forbidden):
         turns.service.workspace_usage(turns.user, None, None)
     assert turns.service.workspace_usage(make_principal("ops", "ws-other", service=True), None, None) == []
+
+
+def test_given_a_running_turn_when_the_session_expires_then_the_reply_ends_cancelled_as_expired(
+        turns: Any, clock_offset: Any) -> None:
+    session = turns.session(turns.agent(), idle_timeout=60)
+    _, after = turns.post(session.id, "hi")
+    thread, out = run_in_background(turns, session.id, after.turn.id, Script(delta("partial"), 30.0))
+    wait_for_reply(turns, session.id)
+    clock_offset.advance(120)  # past the session's 60 s idle timeout: expired
+    thread.join(5)
+    assert (out[0].outcome, out[0].error_code) == ("cancelled", "session_expired")
+    (reply,) = turns.replies(session.id)
+    assert (reply.status, reply.content, reply.error_code) == ("cancelled", "partial", "session_expired")
