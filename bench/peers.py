@@ -313,7 +313,8 @@ def run(sizes: tuple[int, ...] = SIZES, writers: int = WRITERS, each: int = APPE
         progress(f"{store.name}: start")
         results[store.name] = {"how": store.how, "versions": getattr(store, "versions", {}),
                                **grow(store, sizes, window, reads, search_limits), "race": race(store, writers, each)}
-    out = {"message_chars": len(MESSAGE), "sizes": list(sizes), "stores": results, "skipped": skipped,
-           "floor": PlainStore.name, "seconds": round(time.time() - started, 1)}
+    out = {"message_chars": len(MESSAGE), "sizes": list(sizes), "window": window, "reads": reads,
+           "stores": results, "skipped": skipped, "floor": PlainStore.name,
+           "seconds": round(time.time() - started, 1)}
     out["table"] = tables(out)
     return out

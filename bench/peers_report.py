@@ -91,7 +91,8 @@ def tables(out: dict[str, Any]) -> str:
         _size_rows(out),
         "At each size N, one conversation of N messages: 'append' is the Nth append, 'history' reads all N, "
         "'newest 20' the last 20. CPU: the caller's process CPU (time.process_time) minus moto's answering; "
-        "medians of 10 appends (N-9..N; at N = 1 the first append of 10 conversations) and of 3 reads. "
+        f"medians of the last {out['window']} appends (at N = 1: the first append of {out['window']} "
+        f"conversations) and of {out['reads']} reads. "
         "chatkeep's CPU is its whole Lambda handler (auth, validation, routing, the JSON response) where the "
         "peers are library calls. x floor: over the plain table's figure at the same size.")
     notes = [f"- {name}: {r['how']}" + (f" ({', '.join(f'{d} {v}' for d, v in r['versions'].items())})"
