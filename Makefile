@@ -22,7 +22,7 @@ help:
 	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
 	@echo "make scan      checkov on template.yaml + pipeline/deploy-role.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
 	@echo "make build     sam build (no container) and print artifact sizes"
-	@echo "make bench     run the benchmark suite (bench/), prints a table and writes bench/results/*.json"
+	@echo "make bench     run the benchmark suite (bench/; installs the peers extra), prints tables, writes bench/results/"
 
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found (tried pyenv versions 3.13.*, python3.13 on PATH). Install it, e.g. 'pyenv install 3.13'." >&2; exit 1; fi
@@ -99,7 +99,14 @@ unit integration e2e: $(VENV)/.installed
 test: install lint validate scan build
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed
+# The peers section's stores (LangChain, LangGraph) come from the optional `peers` extra, for the bench alone.
+# When pip cannot install them the bench still runs: the section skips them and quotes pip's error from the log.
+$(VENV)/.peers-installed: $(VENV)/.installed pyproject.toml
+	@mkdir -p bench/results
+	@if $(PY) -m pip install -q -e '.[peers]' > bench/results/peers-install.log 2>&1; then touch $@; \
+	else echo "warning: the peers extra did not install (bench/results/peers-install.log): the peers section skips them" >&2; fi
+
+bench: $(VENV)/.peers-installed
 	$(PY) -m bench
 
 clean:

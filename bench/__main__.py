@@ -2,7 +2,7 @@
 bench/results/bench.json and bench/results/bench.md (git-ignored); a full run also writes the figures of record,
 bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 
-    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile]"""
+    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers]"""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from typing import Any
 from bench import report as results_report
 from bench.common import RESULTS, moto_tables, print_table
 
-SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile")
+SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers")
 PARTS = RESULTS / "parts"
 SECTION_KEYS = {"requests": "requests", "cold": "cold_start", "overhead": "overhead", "scale": "scale",
-                "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile"}
+                "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile", "peers": "peers"}
 
 
 def _parts() -> dict[str, Any]:
@@ -192,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench import hostile
 
         report["hostile"] = hostile.run()
+    if "peers" in only:
+        from bench import peers
+
+        with quiet():
+            result = (peers.run((1, 100), each=10, window=5, reads=1, search_limits=False) if args.quick
+                      else peers.run())
+        print(result["table"])
+        report["peers"] = result
     report["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "bench.json" if args.in_process or len(only) > 1 else PARTS / f"{only[0]}.json"
