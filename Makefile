@@ -13,7 +13,7 @@ AWS_REGION  ?= us-east-1
 # Python 3.13 is the Lambda runtime: find it (pyenv's 3.13.x first, then PATH) or stop with a clear message.
 PYTHON313 := $(shell scripts/find-python313.sh 2>/dev/null)
 
-.PHONY: help install tools dev test unit integration e2e lint validate scan build bench clean
+.PHONY: help install tools dev test unit integration e2e lint validate scan build bench requirements clean
 
 help:
 	@echo "make dev       set up .venv (Python 3.13) and serve the API at http://127.0.0.1:$(PORT)"
@@ -23,6 +23,7 @@ help:
 	@echo "make scan      checkov on template.yaml + pipeline/deploy-role.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
 	@echo "make build     sam build (no container) and print artifact sizes"
 	@echo "make bench     run the benchmark suite (bench/; installs the peers extra), prints tables, writes bench/results/"
+	@echo "make requirements  regenerate layers/common/requirements.txt from pyproject.toml (the one dependency list)"
 
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found (tried pyenv versions 3.13.*, python3.13 on PATH). Install it, e.g. 'pyenv install 3.13'." >&2; exit 1; fi
@@ -108,6 +109,11 @@ $(VENV)/.peers-installed: $(VENV)/.installed pyproject.toml
 
 bench: $(VENV)/.peers-installed
 	$(PY) -m bench
+
+# layers/common/requirements.txt (what sam build puts in the layer) is generated from pyproject.toml.
+requirements:
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found" >&2; exit 1; fi
+	$(PYTHON313) scripts/layer_requirements.py
 
 clean:
 	rm -rf .aws-sam .pytest_cache bench/results
