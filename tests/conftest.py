@@ -48,6 +48,9 @@ EVENT_FAMILIES = {
 }
 
 
+MOTO_CONFIG = {"core": {"reset_boto3_session": False}}
+
+
 @cache
 def _template() -> dict[str, Any]:
     """template.yaml, parsed once per test session (create_tables only reads it)."""
@@ -65,7 +68,10 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from moto import mock_aws
 
     moto_dynamodb.install()  # DynamoDB's transaction semantics (moto's copy-and-rollback is neither fast nor isolated)
-    with mock_aws():
+    # Fresh tables for every test, but one boto3 default session for the run: moto's default resets it, and
+    # then every client re-reads botocore's service models (0.25 s a test, most of the fixture's cost).
+    # Safe here: the credentials are the fake ones set above, never a real account's.
+    with mock_aws(config=MOTO_CONFIG):
         client = boto3.client("dynamodb", region_name="us-east-1")
         created = create_tables(client, _template())
         for logical_id, name in created.items():
