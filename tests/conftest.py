@@ -1,5 +1,19 @@
 """Shared fixtures: moto DynamoDB with the tables of template.yaml, principals, payload-2.0 events,
-and a DynamoDB request counter at the botocore layer."""
+a DynamoDB request counter at the botocore layer, and `local_api`: the one `chatkeep dev` of a test run.
+
+`local_api` (session scope; tests/e2e, tests/security and tests/reliability share it) has:
+  base_url                      e.g. http://127.0.0.1:53127
+  log_path                      the runtime's stdout+stderr (its request log, the functions' logs)
+  token(sub, workspace, name=None, scope=None, **claims) -> str   a bearer token the runtime accepts
+  gql(query, variables=None, token=None) -> dict                 the JSON answer of POST /graphql
+  request(method, path, token=None, **requests_kwargs) -> requests.Response
+  drain() -> dict               wait until the stream poller has processed everything in the stream
+  advance_clock(seconds) -> float   move chatkeep.clock in the runtime (cumulative, whole session)
+  sweep_ttl() -> int            run one TTL sweep now (deletes items whose TTL <= the runtime's now)
+  health() -> dict, dlq() -> list
+The clock and the tables are shared by every test that uses it, in any order: use your own workspace ids per
+test and assert on what you wrote, never on a whole table being empty or untouched by others.
+CHATKEEP_E2E_TEMPLATE=path runs them against another template (default: template.yaml)."""
 
 from __future__ import annotations
 
@@ -81,6 +95,23 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         reset_caches()
         yield client
         reset_caches()
+
+
+@pytest.fixture(scope="session")
+def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The test run's one `chatkeep dev` (see the module docstring), started on first use."""
+    from chatkeep_local.testing import LocalApiProcess
+
+    template = Path(os.environ.get("CHATKEEP_E2E_TEMPLATE") or TEMPLATE)
+    if not template.is_file():
+        pytest.skip("template.yaml not written yet")
+    logs = tmp_path_factory.mktemp("local-runtime")
+    api = LocalApiProcess(template, cwd=ROOT, log_path=logs / "chatkeep-dev.log")
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 @pytest.fixture

@@ -20,9 +20,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.security.support import LOCAL_API
-
-local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 CLIENTS = 16
 # The scale: 2,000 messages (about 2.5 minutes against `chatkeep dev` on the 2-core CI box).
 # CHATKEEP_LOAD_MESSAGES=320 gives a quicker run with the same clients, sessions, races and checks.

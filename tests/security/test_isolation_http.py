@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.security.support import LOCAL_API, SERVICE_SCOPE, assert_no_internals, diff, snapshot
+from tests.security.support import SERVICE_SCOPE, assert_no_internals, diff, snapshot
 from tests.security.test_isolation_matrix import OPS, SCHEMA_OPERATIONS
 
-local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 pytestmark = pytest.mark.e2e
 
 SECRET = "canary-http-secret-3c1d"

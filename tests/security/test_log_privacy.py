@@ -1,11 +1,12 @@
-"""Privacy in logs: the logs of a whole e2e run never contain message contents, metadata values, titles,
-search queries or tokens.
+"""Privacy in logs: the runtime's logs never contain message contents, metadata values, titles, search queries
+or tokens.
 
-Runs last in tests/security (zz): it drives every route and operation once more with distinctive canary
-strings (including refused requests: over-limit metadata, inline literals in GraphQL documents, bad input),
-drains the stream (whose function logs too), then reads the complete log of the runtime this folder and
-tests/reliability used (`local_api.log_path`: the request log and every function's logs) plus the log of
-tests/e2e's runtime when it ran in the same session. Canaries and bearer tokens must appear nowhere."""
+The test makes its own evidence, so it holds in any order: it drives every route and operation with
+distinctive canary strings (including refused requests: over-limit metadata, inline literals in GraphQL
+documents, bad input), drains the stream (whose function logs too), then reads the complete log of the shared
+runtime (`local_api.log_path`: the request log and every function's logs). Its canaries and tokens must
+appear nowhere, and no bearer token at all may be logged: that part also covers the traffic of every test
+that used the runtime before it, in whatever order they ran."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.security.support import LOCAL_API, SERVICE_SCOPE
+from tests.security.support import SERVICE_SCOPE
 
-local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
 pytestmark = pytest.mark.e2e
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
 
