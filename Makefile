@@ -9,15 +9,21 @@ PY          := $(VENV)/bin/python
 TOOLS_PY    := $(TOOLS_VENV)/bin/python
 PORT        ?= 3000
 AWS_REGION  ?= us-east-1
+# pytest-xdist workers for make test / quick. Tests that drive `chatkeep dev` form one xdist group, so they
+# share one runtime on one worker while the other worker runs the in-process tests (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST   := -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Python 3.13 is the Lambda runtime: find it (pyenv's 3.13.x first, then PATH) or stop with a clear message.
 PYTHON313 := $(shell scripts/find-python313.sh 2>/dev/null)
 
-.PHONY: help install tools dev test unit integration e2e lint validate scan build bench requirements clean
+.PHONY: help install tools dev test quick load unit integration e2e lint validate scan build bench requirements clean
 
 help:
 	@echo "make dev       set up .venv (Python 3.13) and serve the API at http://127.0.0.1:$(PORT)"
-	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite"
+	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite (CI)"
+	@echo "make quick     unit + integration tests only (in process, no server): the inner loop, under a minute"
+	@echo "make load      the load test and the REST fuzzing at full size (2,000 messages, 25 examples per operation)"
 	@echo "make install   set-up only (.venv for the app, .venv-tools for SAM CLI and cfn-lint)"
 	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
 	@echo "make scan      checkov on template.yaml + pipeline/deploy-role.yaml (0 failed), actionlint on .github/workflows, cfn-lint on pipeline/"
@@ -98,7 +104,15 @@ unit integration e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/$@
 
 test: install lint validate scan build
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_XDIST)
+
+quick: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_XDIST) tests/unit tests/integration
+
+# The CI sizes of tests/reliability/test_load.py (320 messages) and tests/e2e/test_schemathesis.py (5 examples
+# per operation) run in make test; this runs both at full size (see their docstrings).
+load: $(VENV)/.installed
+	CHATKEEP_LOAD_MESSAGES=2000 CHATKEEP_FUZZ_EXAMPLES=25 $(PY) -m pytest -m slow -s
 
 # The peers section's stores (LangChain, LangGraph) come from the optional `peers` extra, for the bench alone.
 # When pip cannot install them the bench still runs: the section skips them and quotes pip's error from the log.

@@ -13,6 +13,7 @@ a DynamoDB request counter at the botocore layer, and `local_api`: the one `chat
   health() -> dict, dlq() -> list
 The clock and the tables are shared by every test that uses it, in any order: use your own workspace ids per
 test and assert on what you wrote, never on a whole table being empty or untouched by others.
+Under pytest-xdist all of these tests go to one worker (group `local_api`), so one runtime serves them all.
 CHATKEEP_E2E_TEMPLATE=path runs them against another template (default: template.yaml)."""
 
 from __future__ import annotations
@@ -95,6 +96,16 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         reset_caches()
         yield client
         reset_caches()
+
+
+LOCAL_API_GROUP = "local_api"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One `chatkeep dev` per worker process: keep every test that drives it on the same worker.
+    for item in items:
+        if "local_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(LOCAL_API_GROUP))
 
 
 @pytest.fixture(scope="session")
