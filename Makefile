@@ -112,7 +112,7 @@ quick: $(VENV)/.installed
 # The CI sizes of tests/reliability/test_load.py (320 messages) and tests/e2e/test_schemathesis.py (5 examples
 # per operation) run in make test; this runs both at full size (see their docstrings).
 load: $(VENV)/.installed
-	CHATKEEP_LOAD_MESSAGES=2000 CHATKEEP_FUZZ_EXAMPLES=25 $(PY) -m pytest -m slow -s
+	CHATKEEP_LOAD_MESSAGES=2000 CHATKEEP_FUZZ_EXAMPLES=25 $(PY) -m pytest -s tests/reliability/test_load.py tests/e2e/test_schemathesis.py
 
 # The peers section's stores (LangChain, LangGraph) come from the optional `peers` extra, for the bench alone.
 # When pip cannot install them the bench still runs: the section skips them and quotes pip's error from the log.
