@@ -99,6 +99,13 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 LOCAL_API_GROUP = "local_api"
+# DynamoDB requests per warm call, measured by tests/integration/test_graphql_requests.py: printed at the end.
+REQUEST_COUNTS = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for name, count in sorted(config.stash.get(REQUEST_COUNTS, {}).items()):
+        terminalreporter.write_line(f"  DynamoDB requests per warm call: {name:<50} {count}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

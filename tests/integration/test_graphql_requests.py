@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import claims_for, http_event, make_principal
+from conftest import REQUEST_COUNTS, claims_for, http_event, make_principal
 
 TODO = 12345
 SERVICE = claims_for("support-bot", name="Bot", scope="chatkeep/service")
@@ -34,6 +35,14 @@ SEARCH = "query($todoId: Float!, $searchQuery: String) { getSearchTodoChatSessio
          "searchQuery: $searchQuery) { id title createdAt } }"
 
 MEASURED: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_measured_request_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After this module's tests, in whatever order they ran: hands what they measured to the terminal summary
+    (tests/conftest.py prints it; not under xdist, whose workers report no summary)."""
+    yield
+    request.config.stash.setdefault(REQUEST_COUNTS, {}).update(MEASURED)
 
 
 def gql(query: str, variables: dict[str, Any] | None = None, claims: dict[str, str] | None = None) -> dict[str, Any]:
@@ -255,10 +264,3 @@ def test_given_concurrent_calls_without_forcing_then_still_one_session(dynamodb,
     assert len({r["getOrCreateUserStartTodoChatSession"]["id"] for r in results}) == 1
     pointers, sessions = starter_items(dynamodb, "ws1", "bob")
     assert len(pointers) == 1 and len(sessions) == 1
-
-
-def test_zz_report_measured_request_counts(capsys):
-    """Prints what the tests above measured (visible with -s; also in the junit/-rA output)."""
-    with capsys.disabled():
-        for name, count in sorted(MEASURED.items()):
-            print(f"  DynamoDB requests per warm call: {name:<50} {count}")
