@@ -109,10 +109,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # One `chatkeep dev` per worker process: keep every test that drives it on the same worker.
+    """xdist groups (`--dist loadgroup`): every test that drives the run's `chatkeep dev` on one worker, so one
+    runtime serves them all; every other module's tests together, so a module-scoped fixture (a sample app's
+    runtime, a checkov scan) is built once, not once per worker."""
     for item in items:
-        if "local_api" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(LOCAL_API_GROUP))
+        uses_local_api = "local_api" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group(LOCAL_API_GROUP if uses_local_api else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(scope="session")
