@@ -2,7 +2,7 @@
 a word written in a message is found by its prefix within a second; accents and case do not matter;
 every word of the query must match; renames and deletes are reflected.
 
-Uses the `local_api` fixture (tests/e2e/conftest.py): `.token(sub, workspace, name=None, scope=None)`,
+Uses the `local_api` fixture (tests/conftest.py): `.token(sub, workspace, name=None, scope=None)`,
 `.gql(query, variables, token)`, `.drain()` (wait until the stream poller has caught up)."""
 
 from __future__ import annotations
