@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import moto  # noqa: F401 - first: see MOTO_CONFIG
 import pytest
 from chatkeep_local.harness import RequestCounter, claims_for, http_event, reset_caches
 
@@ -63,6 +64,10 @@ EVENT_FAMILIES = {
 }
 
 
+# The dynamodb fixture keeps boto3's default session from test to test (moto would reset it, and every client
+# would then re-read botocore's service models). moto intercepts requests through a handler botocore gives
+# only to sessions created after `import moto`: hence the import above, before any test can make a session
+# (an e2e test's client to chatkeep dev's DynamoDB, say) that the fixture would then reuse unmocked.
 MOTO_CONFIG = {"core": {"reset_boto3_session": False}}
 
 
@@ -83,8 +88,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from moto import mock_aws
 
     moto_dynamodb.install()  # DynamoDB's transaction semantics (moto's copy-and-rollback is neither fast nor isolated)
-    # Fresh tables for every test, but one boto3 default session for the run: moto's default resets it, and
-    # then every client re-reads botocore's service models (0.25 s a test, most of the fixture's cost).
+    # Fresh tables for every test, one boto3 default session for the run (MOTO_CONFIG): 0.05 s a test, not 0.3.
     # Safe here: the credentials are the fake ones set above, never a real account's.
     with mock_aws(config=MOTO_CONFIG):
         client = boto3.client("dynamodb", region_name="us-east-1")
