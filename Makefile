@@ -22,7 +22,7 @@ PYTHON313 := $(shell scripts/find-python313.sh 2>/dev/null)
 help:
 	@echo "make dev       set up .venv (Python 3.13) and serve the API at http://127.0.0.1:$(PORT)"
 	@echo "make test      set up everything and run lint, template validation, sam build and the whole suite (CI)"
-	@echo "make quick     unit + integration tests only (in process, no server): the inner loop, under a minute"
+	@echo "make quick     unit + integration tests in process (no server, no checkov/CLI subprocesses): the inner loop"
 	@echo "make load      the load test at full size (2,000 messages) and deeper REST fuzzing (100 examples per operation)"
 	@echo "make install   set-up only (.venv for the app, .venv-tools for SAM CLI and cfn-lint)"
 	@echo "make validate  cfn-lint + sam validate --lint + sam validate"
@@ -106,8 +106,10 @@ unit integration e2e: $(VENV)/.installed
 test: install lint validate scan build
 	$(PY) -m pytest $(PYTEST_XDIST)
 
+# The inner loop: unit + integration in process, without the tests that start a program each (marker `tool`:
+# checkov, the chatkeep CLI), which make test runs.
 quick: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_XDIST) tests/unit tests/integration
+	$(PY) -m pytest $(PYTEST_XDIST) -m "not tool" tests/unit tests/integration
 
 # make test runs tests/reliability/test_load.py at its CI size (320 messages) and tests/e2e/test_schemathesis.py
 # at 25 examples per operation; this runs the load at the issue's 2,000 and the fuzzing at 100 (see their docstrings).

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from conftest import EVENT_FAMILIES, _template
 
+pytestmark = pytest.mark.tool  # a subprocess per test: left out of make quick
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 

@@ -24,6 +24,8 @@ import pytest
 import yaml
 from chatkeep_local.template import load_template
 
+pytestmark = pytest.mark.tool  # a subprocess per test: left out of make quick
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 SCANNED = (TEMPLATE_PATH, ROOT / "pipeline" / "deploy-role.yaml")
