@@ -12,9 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.security.support import LOCAL_API
-
-local_api = LOCAL_API  # the shared `chatkeep dev` (session fixture)
+# `local_api`: the run's one `chatkeep dev` (tests/conftest.py).
 # The 64, doubled: 128 is also the runtime's listen backlog (with 5, 256 clients left 65 unanswered).
 CLIENTS = 128
 QUERY = b'{"query":"{getTodoChatSessions(todoId: 1){totalCount}}"}'
