@@ -44,6 +44,14 @@ def test_given_a_model_outside_allowed_ids_then_creating_the_agent_is_a_422_nami
     assert bot.post("/v1/agents", {"slug": "gpt", "name": "X", "model": "gpt-4"}).status == 201  # external: free
 
 
+@pytest.mark.parametrize("field", ["max_output_tokens", "history_window_tokens"])
+def test_given_a_boolean_token_count_then_creating_the_agent_is_a_422(world: Any, field: str) -> None:
+    _, bot, _, _, _ = world
+    reply = bot.post("/v1/agents", {"slug": f"b-{field[:3]}", "name": "X", "provider": "bedrock", "model": MODEL,
+                                    field: True})
+    assert reply.status == 422, reply.body
+
+
 def test_given_a_managed_session_when_a_user_posts_then_the_201_names_the_queued_turn(world: Any) -> None:
     alice, _, _, _, session = world
     message = alice.message(session["id"], "hello")

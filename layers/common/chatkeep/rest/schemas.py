@@ -352,9 +352,9 @@ class CreateAgentIn(RequestModel):
     provider: Literal["external", "bedrock"] = Field(
         default="external", description="external: your back end posts the replies; bedrock: chatkeep answers with "
                                         "Amazon Bedrock (model must be one of the deployment's AllowedModelIds)")
-    max_output_tokens: Annotated[int, Field(ge=limits.OUTPUT_TOKENS[0], le=limits.OUTPUT_TOKENS[1])] | None = (
+    max_output_tokens: Annotated[StrictInt, Field(ge=limits.OUTPUT_TOKENS[0], le=limits.OUTPUT_TOKENS[1])] | None = (
         Field(default=None, description="bedrock agents: the reply's cap (default 1024)"))
-    history_window_tokens: Annotated[int, Field(ge=limits.HISTORY_WINDOW_TOKENS[0],
+    history_window_tokens: Annotated[StrictInt, Field(ge=limits.HISTORY_WINDOW_TOKENS[0],
                                                 le=limits.HISTORY_WINDOW_TOKENS[1])] | None = (
         Field(default=None, description="bedrock agents: history sent to the model, newest first (default 8000)"))
 
