@@ -120,10 +120,24 @@ def test_given_an_invalid_query_parameter_then_422_naming_it(dynamodb, query, wh
     assert status == 422 and reply["error"]["message"].startswith(f"{where}: "), reply
 
 
-def test_given_no_body_when_a_route_needs_one_then_422_body_required(dynamodb):
-    status, reply = call("POST", "/v1/channels", raw_body=None)
-    assert status == 422 and reply["error"]["message"] == "body: Field required", reply
-    assert items(dynamodb) == 0
+def test_given_no_body_when_a_route_needs_one_then_422_naming_the_required_fields(dynamodb):
+    channel = call("POST", "/v1/channels", raw_body="{}")[1]["id"]
+    before = items(dynamodb)
+    for raw in (None, "", "null"):
+        status, reply = call("POST", f"/v1/channels/{channel}/messages", raw_body=raw)
+        assert status == 422, reply
+        assert reply["error"]["message"] == "body: a JSON object is required (required fields: content)", reply
+    assert items(dynamodb) == before
+
+
+def test_given_no_body_when_every_field_is_optional_then_it_reads_as_an_empty_object(dynamodb):
+    # Issue 19: POST /v1/channels/{id}/sessions with no body was a 422 "body: Field required".
+    status, channel = call("POST", "/v1/channels", raw_body=None)
+    assert status == 201, channel
+    status, session = call("POST", f"/v1/channels/{channel['id']}/sessions", raw_body=None)
+    assert status == 201 and session["channel_id"] == channel["id"], session
+    status, reply = call("POST", f"/v1/channels/{channel['id']}/sessions", raw_body="{")
+    assert status == 400 and reply["error"]["code"] == "malformed_json", reply  # malformed JSON stays a 400
 
 
 def test_given_a_json_media_type_with_a_suffix_when_posting_then_it_is_read_as_json(dynamodb):

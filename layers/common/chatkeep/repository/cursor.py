@@ -17,7 +17,7 @@ from chatkeep.errors import BadInput
 from chatkeep.models import Session
 from chatkeep.repository import keys
 
-_NOT_OURS = "cursor is not one this API returned"
+_NOT_OURS = "cursor: not a cursor this API returned (pass next_cursor of the previous page)"
 
 
 def encode_cursor(gsi1sk: str, sid: int) -> str:
@@ -53,7 +53,10 @@ def from_rest_cursor(cursor: str) -> str:
         compact, number = cursor.split(".")
     except ValueError:
         raise BadInput(_NOT_OURS) from None
-    sid = ids.decode(ids.Kind.SESSION, f"ses_{number}")
+    try:
+        sid = ids.decode(ids.Kind.SESSION, f"ses_{number}")
+    except BadInput:  # a cursor is not an id: its error says so, not "malformed session id"
+        raise BadInput(_NOT_OURS) from None
     stamp = (f"{compact[0:4]}-{compact[4:6]}-{compact[6:8]}T{compact[9:11]}:{compact[11:13]}:{compact[13:15]}"
              f".{compact[15:18]}Z")
     return encode_cursor(keys.activity_sk(stamp, sid), sid)

@@ -81,22 +81,20 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 def from_validation(errors: list[dict[str, Any]]) -> Response:
-    """Powertools RequestValidationError -> 400 (not JSON / malformed ids) or 422 (everything else)."""
+    """Powertools RequestValidationError -> 400 (not JSON / malformed ids) or 422 (everything else). The errors'
+    messages are already plain words (chatkeep.rest.explain, called by chatkeep.rest.validation)."""
     for e in errors:
         if e.get("type") == "json_invalid":
             why = str((e.get("ctx") or {}).get("error") or "")
             detail = f": {why}" if why.startswith("nested") else ""  # the parser's other messages say little
             return error_response(400, "malformed_json", f"the request body is not valid JSON{detail}")
-    if errors and all(_is_id(e.get("loc") or ()) for e in errors):
-        names = ", ".join(sorted({str(e["loc"][-1]) for e in errors}))
-        return error_response(400, "bad_request", f"malformed id in {names}: expected a prefixed base32 id "
-                                                  "such as ses_c1s")
     parts = []
     for e in errors[:5]:
-        loc = tuple(e.get("loc") or ())
-        message = str(e.get("msg") or e.get("type") or "invalid")
-        parts.append(f"{_where(loc)}: {message}")
+        where = e.get("where") or _where(tuple(e.get("loc") or ()))
+        parts.append(f"{where}: {e.get('msg') or e.get('type') or 'invalid'}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    if errors and all(_is_id(e.get("loc") or ()) for e in errors):
+        return error_response(400, "bad_request", "; ".join(parts) + more)
     return error_response(422, "validation_error", "; ".join(parts) + more)
 
 

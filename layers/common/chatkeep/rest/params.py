@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 
 from chatkeep import ids, limits
 from chatkeep.auth import Principal, principal_from_event
-from chatkeep.rest.schemas import AGENT_ID_PATTERN, CHANNEL_ID_PATTERN, SESSION_ID_PATTERN
+from chatkeep.rest.schemas import AGENT_ID_PATTERN, CHANNEL_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, SESSION_ID_PATTERN
 
 ChannelIdPath = Annotated[str, Path(pattern=CHANNEL_ID_PATTERN, description="A channel id (`ch_...`)",
                                     examples=["ch_c1s"])]
@@ -20,7 +20,7 @@ AgentIdPath = Annotated[str, Path(pattern=AGENT_ID_PATTERN, description="An agen
 PageLimit = Annotated[int, Query(ge=1, le=limits.MAX_PAGE, description=f"Page size (1-{limits.MAX_PAGE})")]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
            description="Any unique string (e.g. a UUID). A retry with the same key and body within 24 h returns "
                        "the first response and writes nothing new; the same key with another body answers 422 "
                        "idempotency_key_reused."),

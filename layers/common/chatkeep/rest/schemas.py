@@ -48,6 +48,10 @@ MESSAGE_ID_PATTERN = id_pattern("msg")
 # A page cursor: the last session's activity time (compact ISO 8601) and its id. Treat it as opaque.
 CURSOR_PATTERN = rf"^[0-9]{{8}}T[0-9]{{9}}Z\.{_NUMBER}$"
 
+# Any other text of a fixed form (chatkeep.rest.explain says what each pattern means when a value breaks it).
+OWNER_PATTERN = r"^[A-Za-z0-9_.:@|+=\-]{1,128}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
+
 AgentIdIn = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN),
                       Field(description="An agent id (`agt_...`)", examples=["agt_1x2y3z"])]
 
@@ -97,7 +101,8 @@ def _one_message(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     try:
         return handler(value)
     except ValidationError:
-        raise ValueError(limits.metadata_value_problem(value) or "is not a valid metadata value") from None
+        problem = limits.metadata_value_problem(value) or "is not a valid metadata value"
+        raise ValueError(f"the value {problem}") from None
 
 
 MetaValue = Annotated[StrictBool | MetaInt | MetaFloat | MetaString | None, WrapValidator(_one_message)]
@@ -116,6 +121,19 @@ Metadata = Annotated[
 # Non-blank text: at least one character that is not whitespace. Python's str.isspace() (which the service
 # uses) also counts U+001C..U+001F as whitespace, so the pattern excludes them too.
 _NON_BLANK = r"[^\s\x1c-\x1f]"
+
+NOT_OUR_CURSOR = "not a cursor this API returned (pass next_cursor of the previous page)"
+# What a value breaking each pattern is told: the rule in plain words (tests/unit/test_rest_error_messages.py
+# checks that every pattern of a request has its meaning here).
+PATTERN_MEANINGS = {
+    **{id_pattern(prefix): f"expected {kind} id such as {prefix}_c1s (lowercase)"
+       for prefix, kind in (("ses", "a session"), ("ch", "a channel"), ("agt", "an agent"), ("msg", "a message"))},
+    CURSOR_PATTERN: NOT_OUR_CURSOR,
+    _NON_BLANK: "must contain non-blank text",
+    limits.SLUG.pattern: "must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit",
+    OWNER_PATTERN: "must be 1-128 characters of A-Z, a-z, 0-9 and _ . : @ | + = -",
+    IDEMPOTENCY_KEY_PATTERN: "must be 1-255 printable ASCII characters, no spaces",
+}
 
 
 def _reject_lone_surrogates(value: Any) -> Any:
@@ -189,7 +207,7 @@ class CreateChannelIn(RequestModel):
     name: Annotated[str, StringConstraints(max_length=limits.MAX_NAME)] | None = None
     agent_id: AgentIdIn | None = Field(default=None, description="Default agent of the channel's sessions")
     metadata: Metadata | None = None
-    owner: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@|+=\-]{1,128}$")] | None = Field(
+    owner: Annotated[str, StringConstraints(pattern=OWNER_PATTERN)] | None = Field(
         default=None, description="Service principals only (else 403): the `sub` of the user the channel is for. "
                                   "Omitted: the caller's channel (a service principal's is shared by the workspace).")
 

@@ -9,7 +9,9 @@ and a request is one `validate_python` call.
 
 What reaches the route and what fails are Powertools' own contract: the route is called with the validated
 values by parameter name; a failure raises `RequestValidationError` with pydantic's errors located as
-`("path" | "query" | "header", alias)` or `("body", field, ...)`, and a body that is not JSON as `json_invalid`.
+`("path" | "query" | "header", alias)` or `("body", field, ...)`, one per location, each with its plain message
+(`msg`, chatkeep.rest.explain) and the location as a client names it (`where`); a body that is not JSON as
+`json_invalid`. A body whose every field is optional may be left out (read as {}).
 One difference, on purpose: a JSON array body is a 422 (Powertools validated its first element); the other,
 `+json` media types read as JSON, is the handler's content-type check (chatkeep.rest.app)."""
 
@@ -26,12 +28,13 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from chatkeep.limits import MAX_JSON_DEPTH, json_depth_over
 from chatkeep.powertools_compat import current_route, route_arguments, set_route_arguments
+from chatkeep.rest.explain import explain
 
 
 class RequestPlan:
     """One route's request model and what to read from the event for it."""
 
-    __slots__ = ("body_name", "header_names", "model", "sections")
+    __slots__ = ("body_name", "body_optional", "header_names", "model", "sections")
 
     def __init__(self, route: Any) -> None:
         dependant = route.dependant
@@ -50,10 +53,13 @@ class RequestPlan:
                 fields[location] = (section, ...)
                 self.sections.append(location)
         self.body_name: str | None = None
+        self.body_optional = False
         if dependant.body_params:
             body = dependant.body_params[0]
             self.body_name = body.name
             fields["body"] = (body.field_info.annotation, body.field_info)
+            # A body whose every field is optional may be left out: no body reads as {}.
+            self.body_optional = all(not f.is_required() for f in body.field_info.annotation.model_fields.values())
         self.model: type[BaseModel] = create_model(f"{name}Request", **fields)
         # Powertools lower-cases header aliases, as API Gateway HTTP APIs deliver header names.
         self.header_names = [f.alias for f in dependant.header_params]
@@ -68,12 +74,14 @@ class RequestPlan:
             data["header"] = {name: headers[name] for name in self.header_names if name in headers}
         if self.body_name is not None:
             body = _json_body(event)
+            if body is None and self.body_optional:
+                body = {}
             if body is not None:  # no body (or JSON null) is a missing body, as Powertools reports it
                 data["body"] = body
         try:
             request = self.model.__pydantic_validator__.validate_python(data)
         except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
+            raise RequestValidationError(explain(self.model, exc.errors(include_url=False))) from None
         values: dict[str, Any] = {}
         for section in self.sections:
             values.update(getattr(request, section).__dict__)
