@@ -10,6 +10,7 @@ are dropped and a location's union members collapse to one message."""
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import annotated_types
@@ -67,6 +68,10 @@ def _resolve(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], F
             names.append(str(part))
             continue
         annotation = here.annotation
+        if part == "[key]":  # pydantic's marker: the error is of the dict key just named, not of its value
+            names.append(part)
+            here = None
+            continue
         if get_origin(annotation) in (Union, types.UnionType):  # a union member's tag: not part of the location
             continue
         parent = here
@@ -78,7 +83,7 @@ def _resolve(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], F
             here = Field(*_unwrap(field.annotation, list(field.metadata))) if field else None
         elif get_origin(annotation) is dict:
             names.append(str(part))
-            here = None if part == "[key]" else Field(*_unwrap(get_args(annotation)[1], []))
+            here = Field(*_unwrap(get_args(annotation)[1], []))
         elif get_origin(annotation) is list:
             names.append(str(part))
             here = Field(*_unwrap(get_args(annotation)[0], []))
@@ -108,7 +113,7 @@ def _plural(count: Any, unit: str) -> str:
     return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
-def _message(error: dict[str, Any], field: Field | None, parent: Field | None) -> str:
+def _message(error: Mapping[str, Any], field: Field | None, parent: Field | None) -> str:
     kind, ctx, value = error.get("type", ""), error.get("ctx") or {}, error.get("input")
     if kind == "missing":
         model = field.annotation if field else None
@@ -130,7 +135,8 @@ def _message(error: dict[str, Any], field: Field | None, parent: Field | None) -
         unit = "key" if isinstance(value, dict) else "item"
         limit = ctx.get("max_length") if kind == "too_long" else ctx.get("min_length")
         side = "at most" if kind == "too_long" else "at least"
-        return f"must have {side} {_plural(limit, unit)} (got {ctx.get('actual_length')})"
+        got = len(value) if isinstance(value, dict | list) else ctx.get("actual_length")
+        return f"must have {side} {_plural(limit, unit)} (got {got})"
     if kind == "string_pattern_mismatch":
         if str(error.get("loc", ())[-1:]) == "('cursor',)":  # whatever its form, a cursor is opaque to clients
             return NOT_OUR_CURSOR
@@ -151,10 +157,11 @@ def _limits_of(field: Field | None) -> str:
     if field.bound(annotated_types.Ge, "ge") is not None or field.bound(annotated_types.Le, "le") is not None:
         return f" ({_range(field, {})[len('must be '):]})"
     longest = field.bound(annotated_types.MaxLen, "max_length")
-    return "" if longest is None else f" (at most {_plural(longest, 'character')})"
+    unit = "key" if get_origin(field.annotation) is dict else "character"
+    return "" if longest is None else f" (at most {_plural(longest, unit)})"
 
 
-def explain(model: type[BaseModel], errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def explain(model: type[BaseModel], errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """`{"type", "loc", "where", "msg"}` per location (type and loc: pydantic's, of the location's first error),
     in the order pydantic reported them. Of a union's members' errors at one location, a constraint a value of the
     right type broke says more than "must be a <type>", so it wins."""
@@ -162,7 +169,7 @@ def explain(model: type[BaseModel], errors: list[dict[str, Any]]) -> list[dict[s
     for error in errors:
         names, field, parent = _resolve(model, tuple(error.get("loc") or ()))
         if names[-1:] == ["[key]"]:  # a dict key broke a rule: said of the dict, naming the key
-            names.pop()
+            del names[-2:]
             message = f"key {str(error.get('input'))[:40]!r} {_message(error, field, parent)}"
         elif error.get("type") == "extra_forbidden":  # said of the object, naming the field
             message = f"unknown field {names.pop()!r}{_message(error, field, parent)[len('unknown field'):]}"
