@@ -279,3 +279,14 @@ def test_given_a_cursor_of_the_right_form_that_names_no_session_then_it_is_refus
 
     with pytest.raises(BadInput, match="not a cursor this API returned"):
         start_of("20260319T120000123Z")
+
+
+def test_given_a_body_whose_fields_are_all_optional_then_the_openapi_document_does_not_require_it():
+    from chatkeep.rest.app import openapi_json
+
+    document = json.loads(openapi_json())
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                schema = _resolve(operation["requestBody"]["content"]["application/json"]["schema"], document)
+                assert operation["requestBody"]["required"] == bool(schema.get("required")), (method, template)
