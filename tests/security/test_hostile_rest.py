@@ -123,10 +123,12 @@ def test_given_an_invalid_query_parameter_then_422_naming_it(dynamodb, query, wh
 def test_given_no_body_when_a_route_needs_one_then_422_naming_the_required_fields(dynamodb):
     channel = call("POST", "/v1/channels", raw_body="{}")[1]["id"]
     before = items(dynamodb)
-    for raw in (None, "", "null"):
+    for raw in (None, ""):
         status, reply = call("POST", f"/v1/channels/{channel}/messages", raw_body=raw)
         assert status == 422, reply
         assert reply["error"]["message"] == "body: a JSON object is required (required fields: content)", reply
+    status, reply = call("POST", f"/v1/channels/{channel}/messages", raw_body="null")
+    assert status == 422 and reply["error"]["message"] == "body: must be a JSON object", reply
     assert items(dynamodb) == before
 
 
@@ -138,6 +140,8 @@ def test_given_no_body_when_every_field_is_optional_then_it_reads_as_an_empty_ob
     assert status == 201 and session["channel_id"] == channel["id"], session
     status, reply = call("POST", f"/v1/channels/{channel['id']}/sessions", raw_body="{")
     assert status == 400 and reply["error"]["code"] == "malformed_json", reply  # malformed JSON stays a 400
+    status, reply = call("POST", f"/v1/channels/{channel['id']}/sessions", raw_body="null")
+    assert status == 422 and reply["error"]["message"] == "body: must be a JSON object", reply  # null is no object
 
 
 def test_given_a_json_media_type_with_a_suffix_when_posting_then_it_is_read_as_json(dynamodb):

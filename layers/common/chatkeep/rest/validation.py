@@ -11,7 +11,7 @@ What reaches the route and what fails are Powertools' own contract: the route is
 values by parameter name; a failure raises `RequestValidationError` with pydantic's errors located as
 `("path" | "query" | "header", alias)` or `("body", field, ...)`, one per location, each with its plain message
 (`msg`, chatkeep.rest.explain) and the location as a client names it (`where`); a body that is not JSON as
-`json_invalid`. A body whose every field is optional may be left out (read as {}).
+`json_invalid`. A body whose every field is optional may be left out (read as {}); JSON `null` is not left out.
 One difference, on purpose: a JSON array body is a 422 (Powertools validated its first element); the other,
 `+json` media types read as JSON, is the handler's content-type check (chatkeep.rest.app)."""
 
@@ -73,11 +73,10 @@ class RequestPlan:
             headers = event.get("headers") or {}
             data["header"] = {name: headers[name] for name in self.header_names if name in headers}
         if self.body_name is not None:
-            body = _json_body(event)
-            if body is None and self.body_optional:
-                body = {}
-            if body is not None:  # no body (or JSON null) is a missing body, as Powertools reports it
-                data["body"] = body
+            if event.get("body"):
+                data["body"] = _json_body(event)  # JSON null too: it is not an object (422)
+            elif self.body_optional:
+                data["body"] = {}
         try:
             request = self.model.__pydantic_validator__.validate_python(data)
         except ValidationError as exc:
@@ -99,9 +98,7 @@ def _keyed_by_alias(field: Any) -> Any:
 
 
 def _json_body(event: dict[str, Any]) -> Any:
-    text = event.get("body")
-    if not text:
-        return None
+    text = event["body"]
     if event.get("isBase64Encoded"):
         try:
             text = base64.b64decode(text, validate=True).decode()  # not UTF-8 -> 400 (chatkeep.rest.app)
