@@ -109,6 +109,8 @@ def violations(schema: dict[str, Any], document: dict[str, Any], strings_only: b
 
 
 def _member_violations(member: dict[str, Any], document: dict[str, Any], strings_only: bool) -> Iterator[Case]:
+    # pydantic writes its own names ("ge", "max_length") when it cannot turn a constraint into JSON Schema.
+    assert not {"ge", "le", "gt", "lt", "min_length", "max_length"} & set(member), member
     kind = member.get("type")
     integer = kind == "integer"
     if kind == "object" or "properties" in member:

@@ -146,7 +146,8 @@ def _message(error: Mapping[str, Any], field: Field | None, parent: Field | None
     if kind in ("literal_error", "enum"):
         return f"must be {ctx.get('expected')}"
     if kind in ("value_error", "assertion_error"):
-        return str(ctx.get("error") or "is not valid")
+        said = str(ctx.get("error") or "is not valid")
+        return said if any(c.isdigit() for c in said) else said + _limits_of(field)  # a limit it did not state
     return _TYPES.get(kind, "is not valid") + _limits_of(field)
 
 

@@ -153,6 +153,23 @@ def _reject_lone_surrogates(value: Any) -> Any:
     return value
 
 
+def _json_integer(value: Any) -> Any:
+    """What JSON Schema calls an integer: a number with no fraction (256 or 256.0), never true or "256"
+    (pydantic's lax int takes both; its strict int refuses 256.0, which /openapi.json allows)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    return value
+
+
+# Integer fields: the bounds before the validator, so /openapi.json states them (after it, pydantic writes "ge").
+IdleTimeout = Annotated[int, Field(ge=limits.MIN_IDLE_TIMEOUT, le=limits.MAX_IDLE_TIMEOUT),
+                        BeforeValidator(_json_integer)]
+OutputTokens = Annotated[int, Field(ge=limits.OUTPUT_TOKENS[0], le=limits.OUTPUT_TOKENS[1]),
+                         BeforeValidator(_json_integer)]
+HistoryWindowTokens = Annotated[int, Field(ge=limits.HISTORY_WINDOW_TOKENS[0], le=limits.HISTORY_WINDOW_TOKENS[1]),
+                                BeforeValidator(_json_integer)]
+
+
 class RequestModel(BaseModel):
     """Request bodies: unknown fields are refused (a typo like `intial_context` is an error, not a no-op)."""
 
@@ -230,7 +247,7 @@ class CreateSessionIn(RequestModel):
     initial_context: str | None = Field(
         default=None, description=f"At most {limits.MAX_INITIAL_CONTEXT_BYTES} bytes (UTF-8), else 413")
     title: Annotated[str, StringConstraints(max_length=limits.MAX_TITLE)] | None = None
-    idle_timeout_seconds: Annotated[int, Field(ge=limits.MIN_IDLE_TIMEOUT, le=limits.MAX_IDLE_TIMEOUT)] | None = (
+    idle_timeout_seconds: IdleTimeout | None = (
         Field(default=None, description="Inactivity before the session expires (default: the deployment's, 24 h)"))
 
 
@@ -370,10 +387,9 @@ class CreateAgentIn(RequestModel):
     provider: Literal["external", "bedrock"] = Field(
         default="external", description="external: your back end posts the replies; bedrock: chatkeep answers with "
                                         "Amazon Bedrock (model must be one of the deployment's AllowedModelIds)")
-    max_output_tokens: Annotated[StrictInt, Field(ge=limits.OUTPUT_TOKENS[0], le=limits.OUTPUT_TOKENS[1])] | None = (
+    max_output_tokens: OutputTokens | None = (
         Field(default=None, description="bedrock agents: the reply's cap (default 1024)"))
-    history_window_tokens: Annotated[StrictInt, Field(ge=limits.HISTORY_WINDOW_TOKENS[0],
-                                                le=limits.HISTORY_WINDOW_TOKENS[1])] | None = (
+    history_window_tokens: HistoryWindowTokens | None = (
         Field(default=None, description="bedrock agents: history sent to the model, newest first (default 8000)"))
 
 
