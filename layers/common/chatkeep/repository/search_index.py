@@ -1,9 +1,13 @@
 """The search index table (docs/architecture.md, "Search table"): written only by the stream function.
 
-Item: pk = W#{ws}#C#{cid}, sk = {word}#{sid}#{t|c}, spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word.
+Item: pk = W#{ws}#C#{cid}#I#{first character of the word}#{sid mod SEARCH_SHARDS}, sk = {word}#{sid}#{t|c},
+spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word. One container's entries are spread over 64 keys per first
+character (keys.search_pk), so no key carries more than a small share of a busy container's index writes.
 
-Read side (the APIs): `matching_sessions` runs one Query per query word on `begins_with(sk, word)`
-(paginated; never a Scan) and intersects the session ids.
+Read side (the APIs): `matching_sessions` runs, per query word, one Query on `begins_with(sk, word)` per key the
+word can be under (paginated; never a Scan; the Queries of a word run in parallel) and intersects the session
+ids. The first (longest) word reads every shard of its first character; later words read only the shards of the
+sessions still matching.
 Write side (the stream function): `write` puts/deletes entries with BatchWriteItem, 25 per request,
 retrying UnprocessedItems with exponential backoff and full jitter, bounded; what is still unwritten
 after that is raised as `UnwrittenItems` so the caller can fail exactly the sessions concerned.
@@ -12,6 +16,7 @@ after that is raised as `UnwrittenItems` so the caller can fail exactly the sess
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +27,7 @@ from chatkeep.repository.codec import from_av, to_av
 BY_SESSION_INDEX = "by_session"
 TITLE = "t"
 CONTENT = "c"
+QUERY_THREADS = 16  # a word's shard Queries in flight at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +42,8 @@ class IndexEntry:
 
     def key(self) -> dict[str, Any]:
         return {
-            "pk": to_av(keys.search_pk(self.workspace_id, self.container_id)),
+            "pk": to_av(keys.search_pk(self.workspace_id, self.container_id, self.word,
+                                       keys.search_shard(self.session_id))),
             "sk": to_av(keys.search_sk(self.word, self.session_id, self.field)),
         }
 
@@ -76,17 +83,19 @@ class SearchIndex(TableAccess):
     ) -> dict[int, bool]:
         """Sessions of the container in which every query word is a prefix of some indexed word.
 
-        Returns {session id: True when every query word matched a TITLE word}. One paginated Query per
-        distinct query word (stops early when the intersection is empty); query words are expected
-        already normalised by chatkeep.text.words."""
+        Returns {session id: True when every query word matched a TITLE word}. Per distinct query word, one
+        paginated Query per key it can be under: SEARCH_SHARDS for the first (longest) word, then only the
+        shards of the sessions still matching (stops early when the intersection is empty); query words are
+        expected already normalised by chatkeep.text.words."""
         distinct = [w for w in dict.fromkeys(query_words) if w]
         if not distinct:
             return {}
-        pk = keys.search_pk(workspace_id, container_id)
         result: dict[int, bool] | None = None
         # Longest words first: usually the most selective, so an empty intersection stops sooner.
         for word in sorted(distinct, key=len, reverse=True):
-            hits = self._word_hits(pk, word, None if result is None else set(result))
+            only = None if result is None else set(result)
+            shards = None if only is None else {keys.search_shard(sid) for sid in only}
+            hits = self._word_hits(keys.search_pks(workspace_id, container_id, word, shards), word, only)
             if result is None:
                 result = hits
             else:
@@ -95,7 +104,19 @@ class SearchIndex(TableAccess):
                 return {}
         return result or {}
 
-    def _word_hits(self, pk: str, word: str, only: set[int] | None) -> dict[int, bool]:
+    def _word_hits(self, pks: list[str], word: str, only: set[int] | None) -> dict[int, bool]:
+        """{session id: a title word matched} over the keys `pks` (their Queries in parallel)."""
+        if len(pks) == 1:
+            pages = [self._key_hits(pks[0], word, only)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(QUERY_THREADS, len(pks))) as pool:
+                pages = list(pool.map(lambda pk: self._key_hits(pk, word, only), pks))
+        hits: dict[int, bool] = {}
+        for page in pages:  # a session lives in one shard: the maps never share a key
+            hits.update(page)
+        return hits
+
+    def _key_hits(self, pk: str, word: str, only: set[int] | None) -> dict[int, bool]:
         hits: dict[int, bool] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
