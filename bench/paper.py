@@ -84,14 +84,14 @@ WORKLOADS = (SUPPORT_CHANNEL, GOAL)
 class Sizes:
     """Item sizes in bytes (bench/paper_check.py measures them on items the code wrote; these are its figures)."""
 
-    session: int = 900  # after a turn: title, lifecycle, count watermark, turn and usage attributes
-    container: int = 200
-    message: int = 330  # a message item without its content
+    session: int = 590  # after a turn: title, lifecycle, count watermark, turn and usage attributes
+    container: int = 140
+    message: int = 290  # a message item without its content
     claim: int = 110
-    usage: int = 150
-    agent: int = 300
+    usage: int = 160
+    agent: int = 190
     index_entry: int = 110
-    idempotency: int = 600
+    idempotency: int = 600  # assumed: the stored response of a post (not measured)
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Recorder:
         from chatkeep.repository import keys
 
         self.layout, self.sizes, self.load = layout, sizes or Sizes(), load or Load()
-        self.keys, self.words = keys, text.words
+        self.keys, self.words = keys, cache(text.words)  # the simulation repeats the corpus' texts
 
     def write(self, target: str, pk: str, units: float, weight: float = 1.0, count: float = 1.0) -> None:
         entry = self.load.keys[(target, pk)]
@@ -199,17 +199,19 @@ class Recorder:
             self.write(CHAT, self.keys.agent_pk(ws, agent_id), 2 * kb(self.sizes.agent), w)
         self.index(ws, cid, sid, self.words(title), w)
 
-    def post(self, ws: str, cid: int, sid: int, mid: int, content: str, *, idempotent: bool = False,
-             w: float = 1.0) -> None:
+    def post(self, ws: str, cid: int, sid: int, mid: int, content: str, *, w: float = 1.0) -> None:
         """GetItem session, then one transaction (session update moving activity, message, id claim); the stream
         counts it (one UpdateItem) and indexes its words."""
         self.read(CHAT, self.keys.session_pk(ws, sid), read_units(self.sizes.session, True), w)
         self._session_write(ws, cid, sid, txn=True, moves_activity=True, w=w)
         self._message_put(ws, sid, mid, len(content.encode()), w)
-        if idempotent:  # Powertools: the in-progress record, then the response (one key per request)
-            self.write(IDEMPOTENCY, f"idempotency#{mid}", 2 * kb(self.sizes.idempotency), w, count=2)
         self.count(ws, cid, sid, w)
         self.index(ws, cid, sid, self.words(content), w)
+
+    def idempotent_request(self, key: str, w: float = 1.0) -> None:
+        """A REST POST with an Idempotency-Key (Powertools): the in-progress record, then the response, under a
+        key of its own (a hash of workspace, caller, route and the client's key)."""
+        self.write(IDEMPOTENCY, key, 2 * kb(self.sizes.idempotency), w, count=2)
 
     def count(self, ws: str, cid: int, sid: int, w: float = 1.0) -> None:
         """The stream processor's count update of a session (one per session per batch)."""
@@ -291,43 +293,40 @@ def messages_of(distinct: int) -> tuple[str, ...]:
 
 
 def simulate(workload: Workload, layout: Layout | None = None, sizes: Sizes | None = None) -> Load:
-    """One second of the workload: user messages round-robin over the sessions (ids in sequence, so they spread
-    over the shards as random ids do on average), each answered by a reply at `reply_rate`."""
+    """One second of the workload, as rates: every session posts `messages_per_s / sessions` messages a second
+    (its share: a fraction), each answered at `reply_rate`, so a per-session key carries its average rate and
+    every rate scales with the workload. Session ids are consecutive: they spread over the shards as random ids
+    do on average. Session i's messages are run i of the corpus."""
     layout = layout or _current()
     rec = Recorder(layout, sizes)
     wl = workload
     sessions = wl.containers * wl.sessions_per_container
-    users_msgs, replies = messages_of(wl.words_per_message), messages_of(wl.reply_words)
-    n_messages = round(wl.messages_per_s)
-    reply_every = 1 / wl.reply_rate if wl.reply_rate else math.inf
-    first_sid, mid = 10_000, 10**9
-    idempotent_every = round(1 / wl.rest_idempotent_posts) if wl.rest_idempotent_posts else 0
-    next_reply = 0.0
-    for i in range(n_messages):
-        sid = first_sid + i % sessions
-        cid = 1 + sid % wl.containers
-        mid += 1
-        rec.post(WORKSPACE, cid, sid, mid, users_msgs[i % len(users_msgs)],
-                 idempotent=bool(idempotent_every) and i % idempotent_every == 0)
-        if i >= next_reply:
-            next_reply += reply_every
-            final = replies[i % len(replies)]
-            final = (final + " ") * max(1, wl.reply_chars // max(1, len(final) + 1))
-            mid += 1
-            rec.turn(WORKSPACE, cid, sid, mid, " ".join(final.split()[:wl.reply_first_words]), final.strip(),
-                     persists=wl.reply_persists, quota=wl.quota_checks)
-    for j in range(round(wl.sessions_created_per_s)):
-        sid = first_sid + sessions + j
-        rec.create_session(WORKSPACE, 1 + sid % wl.containers, sid, "Customer support: billing question",
-                           agent_id=7 if wl.reply_rate else None)
-    query_words = [w for m in users_msgs for w in m.split() if len(w) > 3]
-    per_container = wl.containers
-    for c in range(per_container):
-        for q in range(round(wl.searches_per_s)):
+    user_texts, reply_texts = messages_of(wl.words_per_message), messages_of(wl.reply_words)
+    share = wl.messages_per_s / sessions  # messages per second of one session
+    first_sid, first_mid = 10_000, 10**9
+    for i in range(sessions):
+        sid, mid = first_sid + i, first_mid + 2 * i
+        cid = 1 + i % wl.containers
+        rec.post(WORKSPACE, cid, sid, mid, user_texts[i % len(user_texts)], w=share)
+        if wl.rest_idempotent_posts:
+            rec.idempotent_request(f"idempotency#{mid}", w=share * wl.rest_idempotent_posts)
+        if wl.reply_rate:
+            words = reply_texts[i % len(reply_texts)]
+            final = " ".join([words] * max(1, wl.reply_chars // (len(words) + 1)))
+            rec.turn(WORKSPACE, cid, sid, mid + 1, " ".join(words.split()[:wl.reply_first_words]), final,
+                     persists=wl.reply_persists, quota=wl.quota_checks, w=share * wl.reply_rate)
+    created = wl.sessions_created_per_s / wl.containers
+    for c in range(wl.containers):
+        for j in range(math.ceil(created)):
+            sid = first_sid + sessions + c * math.ceil(created) + j
+            rec.create_session(WORKSPACE, 1 + c, sid, "Customer support: billing question",
+                               agent_id=7 if wl.reply_rate else None, w=min(1.0, created - j))
+    query_words = [w for m in user_texts for w in m.split() if len(w) > 3]
+    for c in range(wl.containers):
+        for q in range(math.ceil(wl.searches_per_s)):
             words = [query_words[(q * wl.search_words + k) % len(query_words)] for k in range(wl.search_words)]
-            rec.search(WORKSPACE, 1 + c, words, wl.search_matches)
-        for _ in range(round(wl.lists_per_s)):
-            rec.list_sessions(WORKSPACE, 1 + c)
+            rec.search(WORKSPACE, 1 + c, words, wl.search_matches, w=min(1.0, wl.searches_per_s - q))
+        rec.list_sessions(WORKSPACE, 1 + c, w=wl.lists_per_s)
     return rec.load
 
 

@@ -233,8 +233,8 @@ def _summary(counted: Counter[tuple[str, str]], modelled: dict[tuple[str, str], 
 
 def _table(counted: Counter[tuple[str, str]], modelled: dict[tuple[str, str], float], session_pks: set[str]) -> str:
     c, m = _grouped(counted, session_pks), _grouped(modelled, session_pks)
-    per_key_c = Counter(_family(t, pk, session_pks) for (t, pk) in counted)
-    rows = [[target, family, per_key_c[family], c.get((target, family), 0), round(m.get((target, family), 0)),
+    per_key_c = Counter((t, _family(t, pk, session_pks)) for (t, pk) in counted)
+    rows = [[target, family, per_key_c[(target, family)], c.get((target, family), 0), round(m.get((target, family), 0)),
              "yes" if all(counted.get(k, 0) == modelled.get(k, 0) for k in set(counted) | set(modelled)
                           if k[0] == target and _family(k[0], k[1], session_pks) == family) else "NO"]
             for target, family in sorted(set(c) | set(m))]

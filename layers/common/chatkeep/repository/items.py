@@ -61,7 +61,7 @@ def session_to_item(session: Session) -> dict[str, Any]:
     return to_item({
         "pk": keys.session_pk(ws, sid),
         "sk": keys.SESSION_SK,
-        "gsi1pk": keys.container_pk(ws, session.container_id),
+        "gsi1pk": keys.activity_pk(ws, session.container_id, sid),
         "gsi1sk": keys.activity_sk(session.last_activity_at, sid),
         "type": "session",
         "ws": ws,

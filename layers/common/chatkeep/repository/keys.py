@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 SEARCH_SHARDS = 64  # search index keys per (container, first character of the word)
-ACTIVITY_SHARDS = 16  # gsi1 keys per container holding its sessions
+ACTIVITY_SHARDS = 32  # gsi1 keys per container holding its sessions
 USAGE_SHARDS = 8  # usage keys per workspace
 
 

@@ -16,7 +16,6 @@ after that is raised as `UnwrittenItems` so the caller can fail exactly the sess
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,6 @@ from chatkeep.repository.codec import from_av, to_av
 BY_SESSION_INDEX = "by_session"
 TITLE = "t"
 CONTENT = "c"
-QUERY_THREADS = 16  # a word's shard Queries in flight at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +104,7 @@ class SearchIndex(TableAccess):
 
     def _word_hits(self, pks: list[str], word: str, only: set[int] | None) -> dict[int, bool]:
         """{session id: a title word matched} over the keys `pks` (their Queries in parallel)."""
-        if len(pks) == 1:
-            pages = [self._key_hits(pks[0], word, only)]
-        else:
-            with ThreadPoolExecutor(max_workers=min(QUERY_THREADS, len(pks))) as pool:
-                pages = list(pool.map(lambda pk: self._key_hits(pk, word, only), pks))
+        pages = self.in_parallel(lambda pk: self._key_hits(pk, word, only), pks)
         hits: dict[int, bool] = {}
         for page in pages:  # a session lives in one shard: the maps never share a key
             hits.update(page)
