@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from chatkeep import aws
@@ -68,11 +68,20 @@ class TableAccess:
     @staticmethod
     def in_parallel(fn: Callable[[T], R], args: Sequence[T]) -> list[R]:
         """`fn` over `args` (reads of sharded keys) on up to PARALLEL_REQUESTS threads, results in order: the
-        latency of one read rather than of all. boto3 clients are thread-safe."""
+        latency of one read rather than of all. boto3 clients are thread-safe. The first failure (what is left
+        after botocore's retries) cancels the reads not started yet and is raised: a throttled table is not
+        sent the rest."""
         if len(args) <= 1:
             return [fn(a) for a in args]
         with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(args))) as pool:
-            return list(pool.map(fn, args))
+            futures = [pool.submit(fn, a) for a in args]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f in done and f.exception() is not None), None)
+            if failed is not None:
+                for future in futures:
+                    future.cancel()
+                raise failed.exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
