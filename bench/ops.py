@@ -126,6 +126,21 @@ class World:
     def message(self, sid: int, text: str = MESSAGE_TEXT) -> None:
         self.gql(CREATE_MESSAGE, {"data": {"sessionId": sid, "message": text}}).check()
 
+    def sessions_in_distinct_shards(self, todo: int, titles: list[str], shards: int) -> list[int]:
+        """Sessions of the todo each in a shard of its own (session id mod `shards`: the activity shards for a
+        list, the search shards for a search): a session drawn into a shard already taken is deleted (its shard
+        stays recorded, it was already). The container's lists and searches then read a known number of keys,
+        the same on every run."""
+        return _in_distinct_shards(titles, lambda t: self.session(todo, t), lambda sid: sid % shards,
+                                   lambda sid: self.gql(DELETE_SESSION, {"id": sid}).check())
+
+    def rest_sessions_in_distinct_shards(self, channel: str, titles: list[str], shards: int) -> list[str]:
+        from chatkeep import ids
+
+        return _in_distinct_shards(titles, lambda t: self.rest_session(channel, t),
+                                   lambda ses: ids.decode(ids.Kind.SESSION, ses) % shards,
+                                   lambda ses: self.rest("DELETE", f"/v1/sessions/{ses}").check())
+
     def channel(self) -> str:
         return self.rest("POST", "/v1/channels", {"name": "support"}).check().body["id"]
 
@@ -151,6 +166,22 @@ class World:
         raise AssertionError("the stream does not settle")
 
 
+def _in_distinct_shards(titles: list[str], create: Callable[[str], Any], shard_of: Callable[[Any], int],
+                        delete: Callable[[Any], None]) -> list[Any]:
+    kept: list[Any] = []
+    taken: set[int] = set()
+    for title in titles:
+        while True:
+            made = create(title)
+            shard = shard_of(made)
+            if shard not in taken:
+                taken.add(shard)
+                kept.append(made)
+                break
+            delete(made)
+    return kept
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -169,29 +200,28 @@ def delete_many_budget(k: int) -> int:
 
 
 # Why the minimum is what it is, for the operations that share a reason.
-WHY_LIST = ("one gsi1 Query per key of the container, in parallel: its 32 activity shards (ACTIVITY_SHARDS: a busy "
-            "container's activity writes are spread over them) and its own key, where the container item (owner "
-            "check) sorts first; the total comes from them when no key holds more than the page")
-WHY_PAGED = ("the page's Queries read up to offset + limit + 1 sessions of each key: 25 sessions over 33 keys are "
+WHY_LIST = ("the container's own gsi1 key (the container item, the owner check, sorts first; it records the shards "
+            "its sessions are in), then one Query per activity shard holding its sessions (one each here), in "
+            "parallel: a busy container's activity writes are spread over 32 shards; the total comes from them "
+            "when no key holds more than the page")
+WHY_PAGED = ("the page's Queries read up to offset + limit + 1 sessions of each key: 25 sessions, one a shard, are "
              "read to their end, so the total needs no Select=COUNT Queries (a key holding more than that would "
              "need one COUNT Query per key: a stored counter could not apply the expiry filter the list applies)")
 
 
-def list_requests() -> int:
-    """A container's list: one Query per gsi1 key (its activity shards and its own key)."""
-    from chatkeep.repository import keys
-
-    return keys.ACTIVITY_SHARDS + 1
-WHY_SEARCH = ("every word must match: the first (longest) word reads each of the 64 index keys of its first "
-              "character (SEARCH_SHARDS: a busy container's index writes are spread over them), each later word "
-              "one key per shard holding a match (4 here), then one BatchGetItem of the matches")
+def list_requests(sessions: int) -> int:
+    """A container's list, its sessions each in a shard of its own: its own gsi1 key, then one per shard."""
+    return 1 + sessions
+WHY_SEARCH = ("GetItem of the container (the shards its sessions are in: a busy container's index writes are spread "
+              "over 64 keys per first character), then every word must match: the first (longest) word reads the "
+              "index key of its first character in each of those shards (5 here), each later word one per shard "
+              "holding a match (4), then one BatchGetItem of the matches")
 
 
 def search_requests(words: int) -> int:
-    """Requests of a search of `words` words finding SEARCH_MATCHES sessions in as many shards."""
-    from chatkeep.repository import keys
-
-    return keys.SEARCH_SHARDS + (words - 1) * SEARCH_MATCHES + 1
+    """A search of `words` words in a container of SEARCH_TITLES (each session in a shard of its own) finding
+    SEARCH_MATCHES of them."""
+    return 1 + len(SEARCH_TITLES) + (words - 1) * SEARCH_MATCHES + 1
 WHY_DELETE = "one conditional DeleteItem (ALL_OLD); messages and index entries are the stream's cascade"
 WHY_DELETE_MANY = "conditional Deletes, up to 100 in one TransactWriteItems (one id: one DeleteItem)"
 DELETE_MANY_ABOVE = ("deleteManyTodoChatSession reads the sessions (BatchGetItem: ownership, the count) and then "
@@ -213,17 +243,30 @@ def _get_one(w: World) -> Callable[[], Reply]:
     return lambda: w.gql(GET_SESSION, {"sessionId": sid})
 
 
+LIST_SESSIONS, PAGED_SESSIONS = 5, 25  # sessions of the list scenarios, each in a shard of its own
+
+
+def _activity_shards() -> int:
+    from chatkeep.repository import keys
+
+    return keys.ACTIVITY_SHARDS
+
+
+def _search_shards() -> int:
+    from chatkeep.repository import keys
+
+    return keys.SEARCH_SHARDS
+
+
 def _list(w: World) -> Callable[[], Reply]:
     todo = w.todo()
-    for i in range(5):
-        w.session(todo, f"session {i}")
+    w.sessions_in_distinct_shards(todo, [f"session {i}" for i in range(LIST_SESSIONS)], _activity_shards())
     return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 20, "offset": 0})
 
 
 def _list_paged(w: World) -> Callable[[], Reply]:
     todo = w.todo()
-    for i in range(25):
-        w.session(todo, f"session {i}")
+    w.sessions_in_distinct_shards(todo, [f"session {i}" for i in range(PAGED_SESSIONS)], _activity_shards())
     return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 10, "offset": 10})
 
 
@@ -295,30 +338,13 @@ def _principal(sub: str = "alice", ws: str = "ws1") -> Any:
     return Principal(sub=sub, workspace_id=ws, name="Alice", scopes=frozenset(), is_service=False)
 
 
-SEARCH_MATCHES = 4  # sessions a search scenario finds, each in a search shard of its own
-
-
-def _new_shard(shards: set[int], sid: int) -> bool:
-    """Whether the session is in a search shard no earlier match is in (then it is added): later query words read
-    one Query per shard holding a match, so distinct shards make the count the same on every run."""
-    from chatkeep.repository import keys
-
-    shard = keys.search_shard(sid)
-    if shard in shards:
-        return False
-    shards.add(shard)
-    return True
+SEARCH_MATCHES = 4  # sessions a search scenario finds; with one that does not match, each in a shard of its own
+SEARCH_TITLES = [f"billing question {i}" for i in range(SEARCH_MATCHES)] + ["unrelated chat"]
 
 
 def _search_world(w: World, todo: int) -> None:
-    shards: set[int] = set()
-    while len(shards) < SEARCH_MATCHES:
-        sid = w.session(todo, f"billing question {len(shards)}")
-        if not _new_shard(shards, sid):
-            w.gql(UPDATE_SESSION, {"id": sid, "data": {"title": "unrelated chat"}}).check()
-            continue
+    for sid in w.sessions_in_distinct_shards(todo, SEARCH_TITLES, _search_shards())[:SEARCH_MATCHES]:
         w.message(sid, MESSAGE_TEXT)
-    w.session(todo, "unrelated chat")
     w.settle_stream()
 
 
@@ -358,24 +384,15 @@ def _rest_create_session(w: World) -> Callable[[], Reply]:
 
 def _rest_list_sessions(w: World) -> Callable[[], Reply]:
     ch = w.channel()
-    for i in range(5):
-        w.rest_session(ch, f"session {i}")
+    w.rest_sessions_in_distinct_shards(ch, [f"session {i}" for i in range(LIST_SESSIONS)], _activity_shards())
     return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions", query={"limit": "20"})
 
 
 def _rest_search(n: int) -> Callable[[World], Callable[[], Reply]]:
     def setup(w: World) -> Callable[[], Reply]:
-        from chatkeep import ids
-
         ch = w.channel()
-        shards: set[int] = set()
-        while len(shards) < SEARCH_MATCHES:
-            ses = w.rest_session(ch, f"billing question {len(shards)}")
-            if not _new_shard(shards, ids.decode(ids.Kind.SESSION, ses)):
-                w.rest("PATCH", f"/v1/sessions/{ses}", {"title": "unrelated chat"}).check()
-                continue
+        for ses in w.rest_sessions_in_distinct_shards(ch, SEARCH_TITLES, _search_shards())[:SEARCH_MATCHES]:
             w.rest("POST", f"/v1/sessions/{ses}/messages", {"content": MESSAGE_TEXT}).check()
-        w.rest_session(ch, "unrelated chat")
         w.settle_stream()
         q = " ".join(SEARCH_WORDS[:n])
         return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions/search", query={"q": q})
@@ -438,9 +455,10 @@ def scenarios() -> list[Scenario]:
     out = [
         Scenario("getOneTodoChatSession", g, 1, _get_one, guide=True, minimum=1,
                  why="the session and its messages share a partition: one Query"),
-        Scenario("getTodoChatSessions", g, list_requests(), _list, guide=True, minimum=list_requests(), why=WHY_LIST),
-        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, list_requests(), _list_paged,
-                 minimum=list_requests(), why=WHY_PAGED),
+        Scenario("getTodoChatSessions", g, list_requests(LIST_SESSIONS), _list, guide=True,
+                 minimum=list_requests(LIST_SESSIONS), why=WHY_LIST),
+        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, list_requests(PAGED_SESSIONS), _list_paged,
+                 minimum=list_requests(PAGED_SESSIONS), why=WHY_PAGED),
         Scenario("createTodoChatSession", g, 2, _create, guide=True, minimum=1,
                  why="one transaction: the session and the container claim"),
         Scenario("updateTodoChatSession", g, 1, _update, guide=True, minimum=1, why=WHY_UPDATE),
@@ -470,13 +488,14 @@ def scenarios() -> list[Scenario]:
                  why="one Query of the session's partition: the session item comes with the newest page"),
         Scenario("REST POST /v1/channels", r, None, _rest_create_channel, minimum=1,
                  why="one conditional PutItem"),
-        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel, minimum=1 + list_requests(),
-                 why="GetItem of the channel + a Select=COUNT Query per gsi1 key of the channel for session_count "
-                     "(one Query for both would return every session)"),
+        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel, minimum=1 + list_requests(1),
+                 why="GetItem of the channel (it records the shards its sessions are in) + a Select=COUNT Query "
+                     "of its own gsi1 key and of each shard holding its sessions, for session_count (one Query "
+                     "for both would return every session)"),
         Scenario("REST POST /v1/channels/{id}/sessions", r, None, _rest_create_session, minimum=2,
                  why="the channel's agent is the session's default: GetItem, then the create transaction"),
-        Scenario("REST GET /v1/channels/{id}/sessions", r, list_requests(), _rest_list_sessions, guide=True,
-                 minimum=list_requests(), why=WHY_LIST),
+        Scenario("REST GET /v1/channels/{id}/sessions", r, list_requests(LIST_SESSIONS), _rest_list_sessions,
+                 guide=True, minimum=list_requests(LIST_SESSIONS), why=WHY_LIST),
         *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r,
                    search_requests(n), _rest_search(n), minimum=search_requests(n), why=WHY_SEARCH)
           for n in (1, 2)),

@@ -249,14 +249,15 @@ class Recorder:
         self.index(ws, cid, sid, self.words(final), w)
 
     def search(self, ws: str, cid: int, query_words: list[str], matches: int, w: float = 1.0) -> None:
-        """Each query word reads its keys (upper bound: every key, as the first word does), then one BatchGetItem
-        of the container and the matching sessions (never hot: one item per session)."""
+        """A GetItem of the container (the shards its sessions are in), each query word reads its keys (upper
+        bound: every shard, as the first word of a container with sessions in every shard does), then one
+        BatchGetItem of the matching sessions (never hot: one item per session)."""
+        self.read(CHAT, self.keys.container_pk(ws, cid), read_units(self.sizes.container, True), w)
         for word in query_words:
             pks = self.layout.search_read_pks(ws, cid, word)
             per_key = read_units(matches * self.sizes.index_entry / len(pks), False)
             for pk in pks:
                 self.read(SEARCH, pk, per_key, w)
-        self.read(CHAT, self.keys.container_pk(ws, cid), read_units(self.sizes.container, False), w)
 
     def list_sessions(self, ws: str, cid: int, page: int = 20, w: float = 1.0) -> None:
         pks = self.layout.activity_read_pks(ws, cid)

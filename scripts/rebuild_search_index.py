@@ -7,8 +7,10 @@ computed by the stream processor's own functions (`chatkeep.stream.processor.wor
 so a rebuilt entry is the entry the stream processor would have written. Steps:
 
 1. scan the chat table (sessions and messages) and put their entries (BatchWriteItem, 25 a request, retried);
-2. delete every entry whose key is not of the current layout (a container key without `#I#`);
-3. sessions deleted while it ran: their cascade may have run before step 1 put their entries back, so the
+2. record in each container item the shards of its sessions (`shards`, `sharded`: the keys search reads; a
+   container written before the record kept none, and its sessions' entries are now in their shards);
+3. delete every entry whose key is not of the current layout (a container key without `#I#`);
+4. sessions deleted while it ran: their cascade may have run before step 1 put their entries back, so the
    entries of every session found in step 1 that is gone now are deleted (through the `by_session` GSI).
 
 Safe to run while the service runs and to run again: every write is a Put or Delete of a fixed key, and the
@@ -41,6 +43,7 @@ class Rebuilt:
     messages: int = 0
     entries_put: int = 0
     old_entries_deleted: int = 0
+    containers_recorded: int = 0
     gone_sessions_swept: int = 0
 
 
@@ -57,6 +60,7 @@ def _scan(client: Any, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
 def rebuild(client: Any, chat_table: str, search_table: str, *, keep_old: bool = False) -> Rebuilt:
     from chatkeep.repository import keys
     from chatkeep.repository.codec import attr_value
+    from chatkeep.repository.items import container_key, record_shards
     from chatkeep.repository.search_index import SearchIndex
     from chatkeep.stream.processor import TITLE, content_entries, word_entries
 
@@ -64,6 +68,7 @@ def rebuild(client: Any, chat_table: str, search_table: str, *, keep_old: bool =
     done = Rebuilt()
     pending: list[Any] = []
     seen_sessions: set[tuple[str, int]] = set()
+    sessions_of: dict[tuple[str, int], set[int]] = {}
 
     def flush() -> None:
         if pending:
@@ -79,6 +84,7 @@ def rebuild(client: Any, chat_table: str, search_table: str, *, keep_old: bool =
         if not isinstance(ws, str) or not isinstance(sid, int) or not isinstance(cid, int):
             continue
         seen_sessions.add((ws, sid))
+        sessions_of.setdefault((ws, cid), set()).add(sid)
         if attr_value(item, "type") == "session":
             done.sessions += 1
             pending += word_entries(ws, cid, sid, [attr_value(item, "title")], TITLE)
@@ -88,6 +94,14 @@ def rebuild(client: Any, chat_table: str, search_table: str, *, keep_old: bool =
         if len(pending) >= WRITE_CHUNK:
             flush()
     flush()
+
+    for (ws, cid), sids in sorted(sessions_of.items()):
+        try:
+            client.update_item(**record_shards({"TableName": chat_table, "Key": container_key(ws, cid),
+                                                "ConditionExpression": "attribute_exists(pk)"}, sids))
+            done.containers_recorded += 1
+        except client.exceptions.ConditionalCheckFailedException:
+            pass  # no container item: nothing lists or searches it
 
     if not keep_old:
         old = [{"pk": i["pk"], "sk": i["sk"]}

@@ -52,12 +52,17 @@ def test_given_an_index_of_the_old_layout_when_rebuilt_then_it_is_what_the_strea
     dynamodb.put_item(TableName=search, Item={
         "pk": {"S": keys.container_pk("ws-rebuild", 5)}, "sk": {"S": keys.search_sk("orphan", 99, "t")},
         "spk": {"S": keys.session_pk("ws-rebuild", 99)}, "sid": {"N": "99"}, "word": {"S": "orphan"}})
+    # The container's record of its sessions' shards, as after a deploy: only the session created since.
+    dynamodb.update_item(TableName=chat, Key={"pk": {"S": keys.container_pk("ws-rebuild", 5)}, "sk": {"S": "C"}},
+                         UpdateExpression="SET shards = :one",
+                         ExpressionAttributeValues={":one": {"NS": [str(keys.search_shard(sessions[0].id))]}})
     assert chat_service.search_sessions(ALICE, 5, "refund") == []  # the old layout is not read
 
     done = load_script().rebuild(dynamodb, chat, search)
 
     assert entries(dynamodb, search) == streamed
     assert (done.sessions, done.messages, done.old_entries_deleted) == (6, 6, len(streamed) + 1)
+    assert done.containers_recorded == 1
     assert {s.id for s in chat_service.search_sessions(ALICE, 5, "refund inv")} == {s.id for s in sessions}
     again = load_script().rebuild(dynamodb, chat, search)  # idempotent
     assert entries(dynamodb, search) == streamed and again.old_entries_deleted == 0

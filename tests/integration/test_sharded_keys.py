@@ -160,3 +160,59 @@ def test_given_usage_on_several_keys_and_the_old_key_then_the_workspace_usage_su
     rows = DynamoDBChatRepository().workspace_usage("ws-u", "2026-12-01", "2026-12-31")
     assert rows == [{"day": "2026-12-03", "model": "m1", "turns": 3, "input_tokens": 60, "output_tokens": 3}]
     assert TurnStore().tokens_today("ws-u", "2026-12-03") == 63
+
+
+# ---------------------------------------------------------------- the container's record of its shards
+
+def drop_shard_record(dynamodb: Any, cid: int) -> None:
+    """What a container written before the record looks like: no `sharded`, no `shards`."""
+    from chatkeep.repository import keys
+    from chatkeep.settings import get_settings
+
+    dynamodb.update_item(TableName=get_settings().chat_table_name,
+                         Key={"pk": {"S": keys.container_pk("ws-shards", cid)}, "sk": {"S": "C"}},
+                         UpdateExpression="REMOVE sharded, shards")
+
+
+def test_given_a_small_container_then_lists_and_search_read_only_the_keys_its_sessions_are_in(
+        world, ddb_requests):
+    from chatkeep.repository import keys
+
+    sessions = [world.service.create_session(ALICE, TODO, title=f"refund {i}") for i in range(3)]
+    world.settle()
+    shards = {keys.search_shard(s.id) for s in sessions}
+    ddb_requests.reset()
+    assert len(world.service.list_sessions(ALICE, TODO).sessions) == 3
+    assert ddb_requests.calls == {"Query": 1 + len({s % keys.ACTIVITY_SHARDS for s in shards})}
+    ddb_requests.reset()
+    assert len(world.search("refund")) == 3
+    assert ddb_requests.calls == {"GetItem": 1, "Query": len(shards), "BatchGetItem": 1}
+
+
+def test_given_a_container_without_the_record_then_every_key_is_read_and_everything_found(
+        world, dynamodb, ddb_requests):
+    from chatkeep.repository import keys
+
+    sessions = {world.service.create_session(ALICE, TODO, title=f"refund {i}").id for i in range(3)}
+    world.settle()
+    drop_shard_record(dynamodb, TODO)
+    ddb_requests.reset()
+    page = world.service.list_sessions(ALICE, TODO)
+    assert {s.id for s in page.sessions} == sessions and page.total_count == 3
+    assert ddb_requests.calls == {"Query": 1 + keys.ACTIVITY_SHARDS}
+    ddb_requests.reset()
+    assert {s.id for s in world.search("refund")} == sessions
+    assert ddb_requests.calls["Query"] == keys.SEARCH_SHARDS
+
+
+def test_given_starter_sessions_then_their_home_container_records_their_shards(world, dynamodb):
+    from chatkeep.repository import keys
+    from chatkeep.repository.dynamodb import DynamoDBChatRepository
+
+    bot = make_principal("ops", "ws-shards", service=True)
+    world.service.create_agent(bot, slug="helper", name="Helper")
+    starter = world.service.starter_session(ALICE, "helper")
+    home = DynamoDBChatRepository().get_container("ws-shards", starter.container_id)
+    assert home is not None and home.session_shards is not None
+    assert keys.search_shard(starter.id) in home.session_shards
+    assert [s.id for s in world.service.list_sessions(ALICE, starter.container_id).sessions] == [starter.id]

@@ -50,8 +50,13 @@ class ContainerAccess(ChatTable):
             cond += f" AND {STATUS_FILTERS[status]}"
         return cond
 
-    def count_sessions(self, ws: str, cid: int, now: float, status: str | None = None) -> int:
-        """A Select=COUNT Query of every gsi1 key of the container (its shards and its own key), in parallel."""
+    def count_sessions(self, ws: str, cid: int, now: float, status: str | None = None, *,
+                       container: Container | None = None) -> int:
+        """A Select=COUNT Query of each gsi1 key of the container that can hold sessions (its own key and the
+        activity keys of its recorded shards), in parallel. `container`: already read (else a GetItem)."""
+        container = container or self.get_container(ws, cid)
+        if container is None:
+            return 0
         values: dict[str, Any] = {":s": to_av("session")}
         flt = f"#type = :s AND {self._session_filter(now, status, values)}"
 
@@ -71,17 +76,18 @@ class ContainerAccess(ChatTable):
                 if not start:
                     return total
 
-        return sum(self.in_parallel(count, keys.activity_pks(ws, cid)))
+        return sum(self.in_parallel(count, keys.activity_pks(ws, cid, container.session_shards)))
 
     def list_sessions(
         self, ws: str, cid: int, now: float, *, skip: int, limit: int, status: str | None = None,
         cursor: str | None = None,
     ) -> SessionListing:
-        """One Query per gsi1 key of the container, in parallel (descending activity), merged: a container's
-        sessions are spread over ACTIVITY_SHARDS keys by session id, so its activity writes are too. The
-        container's own key holds the container item (it sorts first: the owner check) and any session written
-        before the shards. Each key is read for a whole page (`skip + limit + 1`), so one round answers: the page
-        is the newest of what the keys returned."""
+        """A container's sessions are spread over ACTIVITY_SHARDS gsi1 keys by session id (so are its activity
+        writes); its own key holds the container item (it sorts first: the owner check) and any session written
+        before the shards. First the own key (the container item names the shards its sessions are in), then
+        those activity keys in parallel; each key is read for a whole page (`skip + limit + 1`), and the page is
+        the newest of what they returned. With a cursor the container is read first (GetItem), then every key
+        at once."""
         values: dict[str, Any] = {":c": to_av("container")}
         flt = f"#type = :c OR ({self._session_filter(now, status, values)})"
         condition = "gsi1pk = :g"
@@ -114,15 +120,24 @@ class ContainerAccess(ChatTable):
                 if sessions >= wanted or not start:
                     return items, start is not None
 
+        own, *shard_keys = keys.activity_pks(ws, cid, container.session_shards if container else None)
+        if container is None:  # the own key first: its container item names the keys to read
+            first = newest(own)
+            results = [first]
+            head = next((i for i in first[0] if item_type(i) == "container"), None)
+            if head is None:
+                return SessionListing(None, [], False, None, 0)
+            container = container_from_item(head)
+            shard_keys = keys.activity_pks(ws, cid, container.session_shards)[1:]
+            results += self.in_parallel(newest, shard_keys)
+        else:
+            results = self.in_parallel(newest, [own, *shard_keys])
         positioned: list[tuple[str, Session]] = []  # (gsi1sk, session): the merge order
         more = False
-        for items, key_has_more in self.in_parallel(newest, keys.activity_pks(ws, cid)):
+        for items, key_has_more in results:
             more = more or key_has_more
-            for item in items:
-                if item_type(item) == "container":
-                    container = container_from_item(item)
-                else:
-                    positioned.append((item["gsi1sk"]["S"], session_from_item(item)))
+            positioned += [(item["gsi1sk"]["S"], session_from_item(item))
+                           for item in items if item_type(item) != "container"]
         positioned.sort(key=lambda p: p[0], reverse=True)
         found = [session for _, session in positioned]
         exact_total = None if (more or cursor) else len(found)

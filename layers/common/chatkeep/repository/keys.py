@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-SEARCH_SHARDS = 64  # search index keys per (container, first character of the word)
-ACTIVITY_SHARDS = 32  # gsi1 keys per container holding its sessions
+SEARCH_SHARDS = 64  # search index keys per (container, first character of the word): a session's shard
+ACTIVITY_SHARDS = 32  # gsi1 keys per container holding its sessions: a session's shard mod 32
 USAGE_SHARDS = 8  # usage keys per workspace
+assert SEARCH_SHARDS % ACTIVITY_SHARDS == 0  # a container's session shards name its activity keys too
 
 
 def pad(number: int) -> str:
@@ -104,14 +105,17 @@ def activity_pk(ws: str, cid: int, sid: int) -> str:
     return f"{container_pk(ws, cid)}#A#{sid % ACTIVITY_SHARDS:02d}"
 
 
-def activity_pks(ws: str, cid: int) -> list[str]:
-    """Every gsi1 key a container's list reads: the container's own key first (the container item, and the
-    sessions written before activity was sharded), then its shards."""
+def activity_pks(ws: str, cid: int, session_shards: Iterable[int] | None = None) -> list[str]:
+    """The gsi1 keys a container's list reads: the container's own key first (the container item, and the
+    sessions written before activity was sharded), then the activity keys of `session_shards` (the container's
+    record of them; None: every activity key)."""
     base = container_pk(ws, cid)
-    return [base] + [f"{base}#A#{k:02d}" for k in range(ACTIVITY_SHARDS)]
+    shards = range(ACTIVITY_SHARDS) if session_shards is None else sorted({s % ACTIVITY_SHARDS for s in session_shards})
+    return [base] + [f"{base}#A#{k:02d}" for k in shards]
 
 
 def search_shard(sid: int) -> int:
+    """A session's shard: its search keys, and (mod ACTIVITY_SHARDS) its activity key."""
     return sid % SEARCH_SHARDS
 
 

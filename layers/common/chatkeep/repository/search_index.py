@@ -6,8 +6,8 @@ character (keys.search_pk), so no key carries more than a small share of a busy 
 
 Read side (the APIs): `matching_sessions` runs, per query word, one Query on `begins_with(sk, word)` per key the
 word can be under (paginated; never a Scan; the Queries of a word run in parallel) and intersects the session
-ids. The first (longest) word reads every shard of its first character; later words read only the shards of the
-sessions still matching.
+ids. The first (longest) word reads the shards of its first character that the container's sessions are in (the
+container item records them); later words read only the shards of the sessions still matching.
 Write side (the stream function): `write` puts/deletes entries with BatchWriteItem, 25 per request,
 retrying UnprocessedItems with exponential backoff and full jitter, bounded; what is still unwritten
 after that is raised as `UnwrittenItems` so the caller can fail exactly the sessions concerned.
@@ -77,12 +77,14 @@ class SearchIndex(TableAccess):
     # ---------------------------------------------------------------- read side (the APIs)
 
     def matching_sessions(
-        self, workspace_id: str, container_id: int, query_words: list[str]
+        self, workspace_id: str, container_id: int, query_words: list[str],
+        session_shards: Iterable[int] | None = None,
     ) -> dict[int, bool]:
         """Sessions of the container in which every query word is a prefix of some indexed word.
 
         Returns {session id: True when every query word matched a TITLE word}. Per distinct query word, one
-        paginated Query per key it can be under: SEARCH_SHARDS for the first (longest) word, then only the
+        paginated Query per key it can be under: for the first (longest) word, one per shard the container's
+        sessions are in (`session_shards`, the container's record; None: all SEARCH_SHARDS), then only the
         shards of the sessions still matching (stops early when the intersection is empty); query words are
         expected already normalised by chatkeep.text.words."""
         distinct = [w for w in dict.fromkeys(query_words) if w]
@@ -92,7 +94,7 @@ class SearchIndex(TableAccess):
         # Longest words first: usually the most selective, so an empty intersection stops sooner.
         for word in sorted(distinct, key=len, reverse=True):
             only = None if result is None else set(result)
-            shards = None if only is None else {keys.search_shard(sid) for sid in only}
+            shards = session_shards if only is None else {keys.search_shard(sid) for sid in only}
             hits = self._word_hits(keys.search_pks(workspace_id, container_id, word, shards), word, only)
             if result is None:
                 result = hits
