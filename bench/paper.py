@@ -160,7 +160,11 @@ class Recorder:
         from chatkeep.repository import keys
 
         self.layout, self.sizes, self.load = layout, sizes or Sizes(), load or Load()
-        self.keys, self.words = keys, cache(text.words)  # the simulation repeats the corpus' texts
+        self.keys = keys
+        # the simulation repeats the corpus' texts: cache their words. A message's first MAX_INDEXED_WORDS distinct
+        # words are indexed (chatkeep.stream.processor.content_entries), every word of a title.
+        self.words = cache(lambda t: text.words(t, text.MAX_INDEXED_WORDS))
+        self.title_words = cache(text.words)
 
     def write(self, target: str, pk: str, units: float, weight: float = 1.0, count: float = 1.0) -> None:
         entry = self.load.keys[(target, pk)]
@@ -197,7 +201,7 @@ class Recorder:
         self.write(GSI1, self.keys.container_pk(ws, cid), kb(self.sizes.container), w)  # an upper bound: unchanged
         if agent_id is not None:
             self.write(CHAT, self.keys.agent_pk(ws, agent_id), 2 * kb(self.sizes.agent), w)
-        self.index(ws, cid, sid, self.words(title), w)
+        self.index(ws, cid, sid, self.title_words(title), w)
 
     def post(self, ws: str, cid: int, sid: int, mid: int, content: str, *, w: float = 1.0) -> None:
         """GetItem session, then one transaction (session update moving activity, message, id claim); the stream
