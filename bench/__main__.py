@@ -2,7 +2,7 @@
 bench/results/bench.json and bench/results/bench.md (git-ignored); a full run also writes the figures of record,
 bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 
-    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers]"""
+    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers,paper]"""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from typing import Any
 from bench import report as results_report
 from bench.common import RESULTS, moto_tables, print_table
 
-SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers")
+SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper")
 PARTS = RESULTS / "parts"
 SECTION_KEYS = {"requests": "requests", "cold": "cold_start", "overhead": "overhead", "scale": "scale",
-                "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile", "peers": "peers"}
+                "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile", "peers": "peers",
+                "paper": "paper"}
 
 
 def _parts() -> dict[str, Any]:
@@ -200,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                       else peers.run())
         print(result["table"])
         report["peers"] = result
+    if "paper" in only:
+        from bench import paper
+
+        with quiet():
+            result = paper.paper_section(args.quick)
+        print(result["table"])
+        report["paper"] = result
     report["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "bench.json" if args.in_process or len(only) > 1 else PARTS / f"{only[0]}.json"

@@ -108,19 +108,22 @@ def victim_delays(victim: Tenant, session: int, expected_count: int) -> dict[str
 
 
 def index_items(api: Any, workspace: str, todo: int) -> int:
-    """Search-index items of one todo (a Query of its partition on the local moto; bench code, not product)."""
+    """Search-index items of one todo: a Scan of the local moto's index table for the todo's keys (its entries are
+    spread over many keys, keys.search_pk; bench code, not product)."""
     import boto3
+    from chatkeep.repository import keys
 
     client = boto3.client("dynamodb", endpoint_url=api.health()["dynamodb"], region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     table = next(t for t in client.list_tables()["TableNames"] if "search" in t.lower())
+    prefix = keys.container_pk(workspace, todo) + "#I#"
     total, start = 0, None
     while True:
-        kwargs: dict[str, Any] = {"TableName": table, "KeyConditionExpression": "pk = :p", "Select": "COUNT",
-                                  "ExpressionAttributeValues": {":p": {"S": f"W#{workspace}#C#{todo:010d}"}}}
+        kwargs: dict[str, Any] = {"TableName": table, "FilterExpression": "begins_with(pk, :p)", "Select": "COUNT",
+                                  "ExpressionAttributeValues": {":p": {"S": prefix}}}
         if start:
             kwargs["ExclusiveStartKey"] = start
-        page = client.query(**kwargs)
+        page = client.scan(**kwargs)
         total += page["Count"]
         start = page.get("LastEvaluatedKey")
         if not start:

@@ -126,6 +126,21 @@ class World:
     def message(self, sid: int, text: str = MESSAGE_TEXT) -> None:
         self.gql(CREATE_MESSAGE, {"data": {"sessionId": sid, "message": text}}).check()
 
+    def sessions_in_distinct_shards(self, todo: int, titles: list[str], shards: int) -> list[int]:
+        """Sessions of the todo each in a shard of its own (session id mod `shards`: the activity shards for a
+        list, the search shards for a search): a session drawn into a shard already taken is deleted (its shard
+        stays recorded, it was already). The container's lists and searches then read a known number of keys,
+        the same on every run."""
+        return _in_distinct_shards(titles, lambda t: self.session(todo, t), lambda sid: sid % shards,
+                                   lambda sid: self.gql(DELETE_SESSION, {"id": sid}).check())
+
+    def rest_sessions_in_distinct_shards(self, channel: str, titles: list[str], shards: int) -> list[str]:
+        from chatkeep import ids
+
+        return _in_distinct_shards(titles, lambda t: self.rest_session(channel, t),
+                                   lambda ses: ids.decode(ids.Kind.SESSION, ses) % shards,
+                                   lambda ses: self.rest("DELETE", f"/v1/sessions/{ses}").check())
+
     def channel(self) -> str:
         return self.rest("POST", "/v1/channels", {"name": "support"}).check().body["id"]
 
@@ -151,6 +166,22 @@ class World:
         raise AssertionError("the stream does not settle")
 
 
+def _in_distinct_shards(titles: list[str], create: Callable[[str], Any], shard_of: Callable[[Any], int],
+                        delete: Callable[[Any], None]) -> list[Any]:
+    kept: list[Any] = []
+    taken: set[int] = set()
+    for title in titles:
+        while True:
+            made = create(title)
+            shard = shard_of(made)
+            if shard not in taken:
+                taken.add(shard)
+                kept.append(made)
+                break
+            delete(made)
+    return kept
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -169,11 +200,28 @@ def delete_many_budget(k: int) -> int:
 
 
 # Why the minimum is what it is, for the operations that share a reason.
-WHY_LIST = ("one gsi1 Query: the container item (owner check) sorts first, then the page; the total comes from "
-            "it when the page reaches the end")
-WHY_PAGED = ("a page short of the end cannot see the total: + one Select=COUNT Query (a stored counter could "
-             "not apply the expiry filter the list applies; one Query for both would return every session)")
-WHY_SEARCH = "one index Query per query word (every word must match), then one BatchGetItem of the matches"
+WHY_LIST = ("the container's own gsi1 key (the container item, the owner check, sorts first; it records the shards "
+            "its sessions are in), then one Query per activity shard holding its sessions (one each here), in "
+            "parallel: a busy container's activity writes are spread over 32 shards; the total comes from them "
+            "when no key holds more than the page")
+WHY_PAGED = ("the page's Queries read up to offset + limit + 1 sessions of each key: 25 sessions, one a shard, are "
+             "read to their end, so the total needs no Select=COUNT Queries (a key holding more than that would "
+             "need one COUNT Query per key: a stored counter could not apply the expiry filter the list applies)")
+
+
+def list_requests(sessions: int) -> int:
+    """A container's list, its sessions each in a shard of its own: its own gsi1 key, then one per shard."""
+    return 1 + sessions
+WHY_SEARCH = ("GetItem of the container (the shards its sessions are in: a busy container's index writes are spread "
+              "over 64 keys per first character), then every word must match: the first (longest) word reads the "
+              "index key of its first character in each of those shards (5 here), each later word one per shard "
+              "holding a match (4), then one BatchGetItem of the matches")
+
+
+def search_requests(words: int) -> int:
+    """A search of `words` words in a container of SEARCH_TITLES (each session in a shard of its own) finding
+    SEARCH_MATCHES of them."""
+    return 1 + len(SEARCH_TITLES) + (words - 1) * SEARCH_MATCHES + 1
 WHY_DELETE = "one conditional DeleteItem (ALL_OLD); messages and index entries are the stream's cascade"
 WHY_DELETE_MANY = "conditional Deletes, up to 100 in one TransactWriteItems (one id: one DeleteItem)"
 DELETE_MANY_ABOVE = ("deleteManyTodoChatSession reads the sessions (BatchGetItem: ownership, the count) and then "
@@ -195,17 +243,30 @@ def _get_one(w: World) -> Callable[[], Reply]:
     return lambda: w.gql(GET_SESSION, {"sessionId": sid})
 
 
+LIST_SESSIONS, PAGED_SESSIONS = 5, 25  # sessions of the list scenarios, each in a shard of its own
+
+
+def _activity_shards() -> int:
+    from chatkeep.repository import keys
+
+    return keys.ACTIVITY_SHARDS
+
+
+def _search_shards() -> int:
+    from chatkeep.repository import keys
+
+    return keys.SEARCH_SHARDS
+
+
 def _list(w: World) -> Callable[[], Reply]:
     todo = w.todo()
-    for i in range(5):
-        w.session(todo, f"session {i}")
+    w.sessions_in_distinct_shards(todo, [f"session {i}" for i in range(LIST_SESSIONS)], _activity_shards())
     return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 20, "offset": 0})
 
 
 def _list_paged(w: World) -> Callable[[], Reply]:
     todo = w.todo()
-    for i in range(25):
-        w.session(todo, f"session {i}")
+    w.sessions_in_distinct_shards(todo, [f"session {i}" for i in range(PAGED_SESSIONS)], _activity_shards())
     return lambda: w.gql(GET_SESSIONS, {"todoId": todo, "limit": 10, "offset": 10})
 
 
@@ -277,11 +338,13 @@ def _principal(sub: str = "alice", ws: str = "ws1") -> Any:
     return Principal(sub=sub, workspace_id=ws, name="Alice", scopes=frozenset(), is_service=False)
 
 
+SEARCH_MATCHES = 4  # sessions a search scenario finds; with one that does not match, each in a shard of its own
+SEARCH_TITLES = [f"billing question {i}" for i in range(SEARCH_MATCHES)] + ["unrelated chat"]
+
+
 def _search_world(w: World, todo: int) -> None:
-    for i in range(4):
-        sid = w.session(todo, f"billing question {i}")
+    for sid in w.sessions_in_distinct_shards(todo, SEARCH_TITLES, _search_shards())[:SEARCH_MATCHES]:
         w.message(sid, MESSAGE_TEXT)
-    w.session(todo, "unrelated chat")
     w.settle_stream()
 
 
@@ -293,8 +356,8 @@ def _search(n: int) -> Callable[[World], Callable[[], Reply]]:
 
         def run() -> Reply:
             reply = w.gql(SEARCH, {"todoId": todo, "searchQuery": query})
-            if len(reply.body.get("data", {}).get("getSearchTodoChatSessions") or []) != 4:
-                raise AssertionError(f"search {query!r} did not find the 4 sessions: {reply.body}")
+            if len(reply.body.get("data", {}).get("getSearchTodoChatSessions") or []) != SEARCH_MATCHES:
+                raise AssertionError(f"search {query!r} did not find the {SEARCH_MATCHES} sessions: {reply.body}")
             return reply
 
         return run
@@ -321,18 +384,15 @@ def _rest_create_session(w: World) -> Callable[[], Reply]:
 
 def _rest_list_sessions(w: World) -> Callable[[], Reply]:
     ch = w.channel()
-    for i in range(5):
-        w.rest_session(ch, f"session {i}")
+    w.rest_sessions_in_distinct_shards(ch, [f"session {i}" for i in range(LIST_SESSIONS)], _activity_shards())
     return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions", query={"limit": "20"})
 
 
 def _rest_search(n: int) -> Callable[[World], Callable[[], Reply]]:
     def setup(w: World) -> Callable[[], Reply]:
         ch = w.channel()
-        for i in range(4):
-            ses = w.rest_session(ch, f"billing question {i}")
+        for ses in w.rest_sessions_in_distinct_shards(ch, SEARCH_TITLES, _search_shards())[:SEARCH_MATCHES]:
             w.rest("POST", f"/v1/sessions/{ses}/messages", {"content": MESSAGE_TEXT}).check()
-        w.rest_session(ch, "unrelated chat")
         w.settle_stream()
         q = " ".join(SEARCH_WORDS[:n])
         return lambda: w.rest("GET", f"/v1/channels/{ch}/sessions/search", query={"q": q})
@@ -395,8 +455,10 @@ def scenarios() -> list[Scenario]:
     out = [
         Scenario("getOneTodoChatSession", g, 1, _get_one, guide=True, minimum=1,
                  why="the session and its messages share a partition: one Query"),
-        Scenario("getTodoChatSessions", g, 2, _list, guide=True, minimum=1, why=WHY_LIST),
-        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, 2, _list_paged, minimum=2, why=WHY_PAGED),
+        Scenario("getTodoChatSessions", g, list_requests(LIST_SESSIONS), _list, guide=True,
+                 minimum=list_requests(LIST_SESSIONS), why=WHY_LIST),
+        Scenario("getTodoChatSessions (limit 10, offset 10 of 25)", g, list_requests(PAGED_SESSIONS), _list_paged,
+                 minimum=list_requests(PAGED_SESSIONS), why=WHY_PAGED),
         Scenario("createTodoChatSession", g, 2, _create, guide=True, minimum=1,
                  why="one transaction: the session and the container claim"),
         Scenario("updateTodoChatSession", g, 1, _update, guide=True, minimum=1, why=WHY_UPDATE),
@@ -404,8 +466,8 @@ def scenarios() -> list[Scenario]:
         Scenario("getOrCreateUserStartTodoChatSession (existing)", g, 2, _starter_existing, guide=True, minimum=2,
                  why="the user's pointer names the session, another partition: two GetItems, the second keyed "
                      "by the first"),
-        *(Scenario(f"getSearchTodoChatSessions ({n} word{'s' if n > 1 else ''})", g, n + 1, _search(n),
-                   guide=n == 1, minimum=n + 1, why=WHY_SEARCH) for n in (1, 2, 3)),
+        *(Scenario(f"getSearchTodoChatSessions ({n} word{'s' if n > 1 else ''})", g, search_requests(n),
+                   _search(n), guide=n == 1, minimum=search_requests(n), why=WHY_SEARCH) for n in (1, 2, 3)),
         Scenario("deleteTodoChatSession", g, 1, _delete, guide=True, minimum=1, why=WHY_DELETE),
         *(Scenario(f"deleteManyTodoChatSession ({k} id{'s' if k > 1 else ''})", g, delete_many_budget(k),
                    _delete_many(k), guide=k == 25, minimum=math.ceil(k / 100), why=WHY_DELETE_MANY,
@@ -426,15 +488,17 @@ def scenarios() -> list[Scenario]:
                  why="one Query of the session's partition: the session item comes with the newest page"),
         Scenario("REST POST /v1/channels", r, None, _rest_create_channel, minimum=1,
                  why="one conditional PutItem"),
-        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel, minimum=2,
-                 why="GetItem of the channel + a Select=COUNT Query for session_count (one Query for both would "
-                     "return every session)"),
+        Scenario("REST GET /v1/channels/{id}", r, None, _rest_get_channel, minimum=1 + list_requests(1),
+                 why="GetItem of the channel (it records the shards its sessions are in) + a Select=COUNT Query "
+                     "of its own gsi1 key and of each shard holding its sessions, for session_count (one Query "
+                     "for both would return every session)"),
         Scenario("REST POST /v1/channels/{id}/sessions", r, None, _rest_create_session, minimum=2,
                  why="the channel's agent is the session's default: GetItem, then the create transaction"),
-        Scenario("REST GET /v1/channels/{id}/sessions", r, 2, _rest_list_sessions, guide=True, minimum=1,
-                 why=WHY_LIST),
-        *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r, n + 1,
-                   _rest_search(n), minimum=n + 1, why=WHY_SEARCH) for n in (1, 2)),
+        Scenario("REST GET /v1/channels/{id}/sessions", r, list_requests(LIST_SESSIONS), _rest_list_sessions,
+                 guide=True, minimum=list_requests(LIST_SESSIONS), why=WHY_LIST),
+        *(Scenario(f"REST GET /v1/channels/{{id}}/sessions/search ({n} word{'s' if n > 1 else ''})", r,
+                   search_requests(n), _rest_search(n), minimum=search_requests(n), why=WHY_SEARCH)
+          for n in (1, 2)),
         Scenario("REST POST /v1/channels/{id}/messages (new session)", r, None, _rest_post_to_channel(False),
                  minimum=2, why="GetItem of the channel (its agent), then one transaction: session, container "
                                 "claim, message, id claim"),

@@ -79,11 +79,14 @@ def test_given_a_warm_call_when_getting_one_session_then_exactly_one_query(dynam
     assert ddb_requests.log == ["Query"]
 
 
-def test_given_a_warm_call_when_listing_then_at_most_two_requests(dynamodb, ddb_requests):
+def test_given_a_warm_call_when_listing_then_one_page_query_and_one_count_per_gsi1_key(dynamodb, ddb_requests):
+    from chatkeep.repository.keys import ACTIVITY_SHARDS
+
     for i in range(25):
         create(f"s{i}")
     gql(LIST, {"todoId": TODO, "limit": 10, "offset": 0})
-    assert warm(ddb_requests, "getTodoChatSessions", LIST, {"todoId": TODO, "limit": 10, "offset": 10}) <= 2
+    gsi1_keys = ACTIVITY_SHARDS + 1  # the todo's activity shards and its own key
+    assert warm(ddb_requests, "getTodoChatSessions", LIST, {"todoId": TODO, "limit": 10, "offset": 10}) <= 2 * gsi1_keys
     assert set(ddb_requests.calls) <= {"Query"}
 
 
@@ -152,13 +155,16 @@ def test_given_the_other_operations_when_warm_then_small_and_never_a_scan(dynamo
                 {"data": {"botId": agent.id, "sessionId": sid, "model": "gpt-4", "temperature": 0.7}}) <= 2
     gql(CLOSE, {"id": create("to close")})
     assert warm(ddb_requests, "closeTodoChatSession", CLOSE, {"id": sid}) <= 2
+    from chatkeep.repository.keys import ACTIVITY_SHARDS, SEARCH_SHARDS
+
     gql(SEARCH, {"todoId": TODO, "searchQuery": ""})
     assert warm(ddb_requests, "getSearchTodoChatSessions (empty query)", SEARCH,
-                {"todoId": TODO, "searchQuery": None}) <= 2
+                {"todoId": TODO, "searchQuery": None}) <= 2 * (ACTIVITY_SHARDS + 1)
     gql(SEARCH, {"todoId": TODO, "searchQuery": "billing"})
-    # n words: n index Queries + one BatchGetItem of the container and the matches.
+    # The first word: the index keys of its first character; the second: the shard of the one match; one
+    # BatchGetItem of the container and the matches.
     assert warm(ddb_requests, "getSearchTodoChatSessions (2 words)", SEARCH,
-                {"todoId": TODO, "searchQuery": "billing question"}) <= 3
+                {"todoId": TODO, "searchQuery": "billing question"}) <= SEARCH_SHARDS + 1 + 1
 
 
 def test_given_every_operation_then_no_request_is_ever_a_scan(dynamodb, ddb_requests, chat_service):

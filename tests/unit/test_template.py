@@ -429,12 +429,35 @@ def check_alarms(t: dict[str, Any]) -> list[str]:
                 api_5xx = True
     if not api_5xx:
         v.append("no alarm on the API's 5xx")
+    v += _table_throttle_alarms(t)
     for name, res in resources_of(t, "AWS::CloudWatch::Alarm").items():
         if [ref_name(a) for a in (res.get("Properties") or {}).get("AlarmActions") or []] != ["AlarmTopic"]:
             v.append(f"{name} does not notify AlarmTopic")
     sub = t.get("Resources", {}).get("AlarmEmailSubscription") or {}
     if sub.get("Condition") != "HasAlarmEmail":
         v.append("the e-mail subscription is not conditional on AlarmEmail")
+    return v
+
+
+def _table_throttle_alarms(t: dict[str, Any]) -> list[str]:
+    """Every table, and each of its global secondary indexes, has its read and write throttle events alarmed on: a
+    partition key past its limit shows there first (docs/architecture.md, "Limits and scale")."""
+    watched: set[tuple[str, str | None, str]] = set()
+    for res in resources_of(t, "AWS::CloudWatch::Alarm").values():
+        for m in (res.get("Properties") or {}).get("Metrics") or []:
+            metric = ((m.get("MetricStat") or {}).get("Metric")) or {}
+            if metric.get("Namespace") != "AWS/DynamoDB":
+                continue
+            dims = {d.get("Name"): d.get("Value") for d in metric.get("Dimensions") or []}
+            watched.add((ref_name(dims.get("TableName")), dims.get("GlobalSecondaryIndexName"),
+                         metric.get("MetricName")))
+    v: list[str] = []
+    for table, res in resources_of(t, "AWS::DynamoDB::Table").items():
+        indexes = [None] + [g["IndexName"] for g in (res.get("Properties") or {}).get("GlobalSecondaryIndexes") or []]
+        for index in indexes:
+            for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
+                if (table, index, metric) not in watched:
+                    v.append(f"no {metric} alarm on {table}" + (f" index {index}" if index else ""))
     return v
 
 
@@ -692,6 +715,10 @@ def _drop_report_batch_item_failures(t: dict[str, Any]) -> None:
     del _event(t, STREAM_FUNCTION, "DynamoDB")["FunctionResponseTypes"]
 
 
+def _drop_search_throttle_alarm(t: dict[str, Any]) -> None:
+    del t["Resources"]["SearchIndexTableThrottlesAlarm"]
+
+
 def _drop_bisect(t: dict[str, Any]) -> None:
     _event(t, STREAM_FUNCTION, "DynamoDB")["BisectBatchOnFunctionError"] = False
 
@@ -789,6 +816,7 @@ MUTATIONS = [
     (_drop_bisect, check_stream, "BisectBatchOnFunctionError"),
     (_unbounded_retries, check_stream, "not bounded"),
     (_drop_dlq_alarm, check_stream, "no alarm on the depth"),
+    (_drop_search_throttle_alarm, check_alarms, "no WriteThrottleEvents alarm on SearchIndexTable index by_session"),
     (_drop_ttl, check_tables, "TTL on 'purge_at'"),
     (_drop_stream, check_tables, "stream view type"),
     (_drop_lsi, check_tables, "lsi1 is missing"),

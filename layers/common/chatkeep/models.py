@@ -77,6 +77,9 @@ class Container:
     agent_id: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     session_count: int | None = None
+    # The shards (session id mod 64) of every session ever created in it: which of its spread keys can hold
+    # anything (None: not recorded, a container older than the record: every key may).
+    session_shards: frozenset[int] | None = None
 
 
 @dataclass(slots=True)

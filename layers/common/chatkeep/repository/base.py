@@ -8,6 +8,7 @@ principal); `now` is epoch seconds of chatkeep.clock."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
 from chatkeep.models import Agent, Container, Message, Session
@@ -30,7 +31,8 @@ class SessionListing(NamedTuple):
 class ContainerRepository(Protocol):
     def get_container(self, ws: str, cid: int) -> Container | None: ...
     def create_container(self, container: Container) -> None: ...
-    def count_sessions(self, ws: str, cid: int, now: float, status: str | None = None) -> int: ...
+    def count_sessions(self, ws: str, cid: int, now: float, status: str | None = None, *,
+                       container: Container | None = None) -> int: ...
     def list_sessions(
         self, ws: str, cid: int, now: float, *, skip: int, limit: int, status: str | None = None,
         cursor: str | None = None,
@@ -42,8 +44,6 @@ class SessionRepository(Protocol):
                        first_message: Message | None = None) -> None: ...
     def get_session(self, ws: str, sid: int) -> Session | None: ...
     def get_sessions(self, ws: str, sids: list[int]) -> list[Session]: ...
-    def get_container_and_sessions(self, ws: str, cid: int, sids: list[int]
-                                   ) -> tuple[Container | None, list[Session]]: ...
     def update_session(self, ws: str, sid: int, *, owner_condition: str | None, now: float,
                        changes: dict[str, Any], expected_container: int | None = None,
                        agent_check: int | None = None) -> Session: ...
@@ -90,6 +90,8 @@ class ChatRepository(ContainerRepository, SessionRepository, MessageRepository, 
 
 
 class SessionSearch(Protocol):
-    def matching_sessions(self, workspace_id: str, container_id: int, query_words: list[str]) -> dict[int, bool]:
-        """{session id: every word matched a title word} of the container's sessions that match every word."""
+    def matching_sessions(self, workspace_id: str, container_id: int, query_words: list[str],
+                          session_shards: Iterable[int] | None = None) -> dict[int, bool]:
+        """{session id: every word matched a title word} of the container's sessions that match every word;
+        `session_shards`: the shards the container's sessions are in (None: every shard)."""
         ...

@@ -5,6 +5,7 @@ through `.get(name, ABSENT)`: a Python call per attribute cost 40% of a session'
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from chatkeep.models import Agent, AgentProvider, BotConfig, Container, Message, Role, Session
@@ -61,7 +62,7 @@ def session_to_item(session: Session) -> dict[str, Any]:
     return to_item({
         "pk": keys.session_pk(ws, sid),
         "sk": keys.SESSION_SK,
-        "gsi1pk": keys.container_pk(ws, session.container_id),
+        "gsi1pk": keys.activity_pk(ws, session.container_id, sid),
         "gsi1sk": keys.activity_sk(session.last_activity_at, sid),
         "type": "session",
         "ws": ws,
@@ -104,7 +105,25 @@ def container_from_item(item: dict[str, Any]) -> Container:
         name=item.get("name", ABSENT).get("S"),
         agent_id=None if agent_id is None else int(agent_id),
         metadata=attr_value(item, "metadata") or {},
+        session_shards=(frozenset(int(n) for n in item.get("shards", ABSENT).get("NS", ()))
+                        if "sharded" in item else None),
     )
+
+
+SHARDED = "sharded"
+
+
+def record_shards(update: dict[str, Any], session_ids: Iterable[int]) -> dict[str, Any]:
+    """Add to a container item's Update (UpdateItem's or a transaction item's body) the record of its sessions'
+    shards, in the same write as the session: `sharded` says the record is kept, `shards` (a number set) holds
+    the shards (keys.search_shard) of every session ever created in the container: the spread keys its reads
+    must visit."""
+    expression = update.get("UpdateExpression", "")
+    update["UpdateExpression"] = (expression.replace("SET ", f"SET {SHARDED} = :sharded, ", 1) if "SET " in expression
+                                  else f"SET {SHARDED} = :sharded") + " ADD shards :shards"
+    update.setdefault("ExpressionAttributeValues", {}).update(
+        {":sharded": {"BOOL": True}, ":shards": {"NS": sorted({str(keys.search_shard(s)) for s in session_ids})}})
+    return update
 
 
 def container_to_item(c: Container) -> dict[str, Any]:
@@ -113,7 +132,9 @@ def container_to_item(c: Container) -> dict[str, Any]:
         "pk": pk, "sk": keys.CONTAINER_SK, "gsi1pk": pk, "gsi1sk": keys.CONTAINER_GSI_SK,
         "type": "container", "ws": c.workspace_id, "cid": c.id, "owner": c.owner, "name": c.name,
         "agent_id": c.agent_id, "metadata": c.metadata, "created_at": c.created_at,
+        SHARDED: True,  # its sessions' shards are recorded (`shards`, added by each session's creation)
     })
+
 
 
 def container_key(ws: str, cid: int) -> dict[str, Any]:

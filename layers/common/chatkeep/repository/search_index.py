@@ -1,9 +1,13 @@
 """The search index table (docs/architecture.md, "Search table"): written only by the stream function.
 
-Item: pk = W#{ws}#C#{cid}, sk = {word}#{sid}#{t|c}, spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word.
+Item: pk = W#{ws}#C#{cid}#I#{first character of the word}#{sid mod SEARCH_SHARDS}, sk = {word}#{sid}#{t|c},
+spk = W#{ws}#S#{sid} (GSI `by_session`), sid, word. One container's entries are spread over 64 keys per first
+character (keys.search_pk), so no key carries more than a small share of a busy container's index writes.
 
-Read side (the APIs): `matching_sessions` runs one Query per query word on `begins_with(sk, word)`
-(paginated; never a Scan) and intersects the session ids.
+Read side (the APIs): `matching_sessions` runs, per query word, one Query on `begins_with(sk, word)` per key the
+word can be under (paginated; never a Scan; the Queries of a word run in parallel) and intersects the session
+ids. The first (longest) word reads the shards of its first character that the container's sessions are in (the
+container item records them); later words read only the shards of the sessions still matching.
 Write side (the stream function): `write` puts/deletes entries with BatchWriteItem, 25 per request,
 retrying UnprocessedItems with exponential backoff and full jitter, bounded; what is still unwritten
 after that is raised as `UnwrittenItems` so the caller can fail exactly the sessions concerned.
@@ -36,7 +40,8 @@ class IndexEntry:
 
     def key(self) -> dict[str, Any]:
         return {
-            "pk": to_av(keys.search_pk(self.workspace_id, self.container_id)),
+            "pk": to_av(keys.search_pk(self.workspace_id, self.container_id, self.word,
+                                       keys.search_shard(self.session_id))),
             "sk": to_av(keys.search_sk(self.word, self.session_id, self.field)),
         }
 
@@ -72,21 +77,25 @@ class SearchIndex(TableAccess):
     # ---------------------------------------------------------------- read side (the APIs)
 
     def matching_sessions(
-        self, workspace_id: str, container_id: int, query_words: list[str]
+        self, workspace_id: str, container_id: int, query_words: list[str],
+        session_shards: Iterable[int] | None = None,
     ) -> dict[int, bool]:
         """Sessions of the container in which every query word is a prefix of some indexed word.
 
-        Returns {session id: True when every query word matched a TITLE word}. One paginated Query per
-        distinct query word (stops early when the intersection is empty); query words are expected
-        already normalised by chatkeep.text.words."""
+        Returns {session id: True when every query word matched a TITLE word}. Per distinct query word, one
+        paginated Query per key it can be under: for the first (longest) word, one per shard the container's
+        sessions are in (`session_shards`, the container's record; None: all SEARCH_SHARDS), then only the
+        shards of the sessions still matching (stops early when the intersection is empty); query words are
+        expected already normalised by chatkeep.text.words."""
         distinct = [w for w in dict.fromkeys(query_words) if w]
         if not distinct:
             return {}
-        pk = keys.search_pk(workspace_id, container_id)
         result: dict[int, bool] | None = None
         # Longest words first: usually the most selective, so an empty intersection stops sooner.
         for word in sorted(distinct, key=len, reverse=True):
-            hits = self._word_hits(pk, word, None if result is None else set(result))
+            only = None if result is None else set(result)
+            shards = session_shards if only is None else {keys.search_shard(sid) for sid in only}
+            hits = self._word_hits(keys.search_pks(workspace_id, container_id, word, shards), word, only)
             if result is None:
                 result = hits
             else:
@@ -95,7 +104,15 @@ class SearchIndex(TableAccess):
                 return {}
         return result or {}
 
-    def _word_hits(self, pk: str, word: str, only: set[int] | None) -> dict[int, bool]:
+    def _word_hits(self, pks: list[str], word: str, only: set[int] | None) -> dict[int, bool]:
+        """{session id: a title word matched} over the keys `pks` (their Queries in parallel)."""
+        pages = self.in_parallel(lambda pk: self._key_hits(pk, word, only), pks)
+        hits: dict[int, bool] = {}
+        for page in pages:  # a session lives in one shard: the maps never share a key
+            hits.update(page)
+        return hits
+
+    def _key_hits(self, pk: str, word: str, only: set[int] | None) -> dict[int, bool]:
         hits: dict[int, bool] = {}
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,

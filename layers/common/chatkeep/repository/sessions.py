@@ -6,16 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from chatkeep.errors import NotFound, SessionClosed, SessionExpired
-from chatkeep.models import Container, Message, Session
+from chatkeep.models import Message, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import to_av
 from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
 from chatkeep.repository.items import (
     agent_key,
-    container_from_item,
-    container_key,
-    item_type,
+    record_shards,
     session_from_item,
     session_key,
     session_to_item,
@@ -40,10 +38,10 @@ class SessionAccess(ChatTable):
         }
         update = ("SET #type = :ctype, ws = :ws, cid = :cid, #owner = if_not_exists(#owner, :owner), "
                   "created_at = if_not_exists(created_at, :now), gsi1pk = :gpk, gsi1sk = :tilde")
-        container_update: dict[str, Any] = {
+        container_update: dict[str, Any] = record_shards({
             "TableName": self.table_name, "Key": {"pk": {"S": cpk}, "sk": {"S": keys.CONTAINER_SK}},
             "UpdateExpression": update, "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-        }
+        }, [session.id])
         if owner_condition is not None:
             # A user claims an unused container or writes to its own; anyone else's reads as not found.
             container_update["ConditionExpression"] = "attribute_not_exists(pk) OR #owner = :me"
@@ -90,26 +88,6 @@ class SessionAccess(ChatTable):
                 session = session_from_item(item)
                 found[session.id] = session
         return [found[sid] for sid in wanted if sid in found]
-
-    def get_container_and_sessions(self, ws: str, cid: int, sids: list[int]
-                                   ) -> tuple[Container | None, list[Session]]:
-        """The container (ownership) and the sessions in one BatchGetItem when they fit (<= 99 sessions)."""
-        wanted = list(dict.fromkeys(sids))
-        head, rest = wanted[:BATCH_GET_LIMIT - 1], wanted[BATCH_GET_LIMIT - 1:]
-        request = {self.table_name: {"ConsistentRead": True, "Keys": [
-            container_key(ws, cid),
-            *(session_key(ws, sid) for sid in head)]}}
-        container: Container | None = None
-        found: dict[int, Session] = {}
-        for item in self._batch_get(request):
-            if item_type(item) == "container":
-                container = container_from_item(item)
-            else:
-                session = session_from_item(item)
-                found[session.id] = session
-        if rest:
-            found.update({s.id: s for s in self.get_sessions(ws, rest)})
-        return container, [found[sid] for sid in wanted if sid in found]
 
     def _conditional_update(self, ws: str, sid: int, *, update: str, condition: str, values: dict[str, Any],
                             names: dict[str, str], now: float, owner_condition: str | None,

@@ -11,7 +11,7 @@ from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import from_item, to_av, to_item
 from chatkeep.repository.errors import cancellation
-from chatkeep.repository.items import container_to_item, session_to_item
+from chatkeep.repository.items import container_key, container_to_item, record_shards, session_to_item
 from chatkeep.repository.table import ChatTable
 
 
@@ -70,11 +70,15 @@ class StarterAccess(ChatTable):
         else:  # the session it named is gone: replace it, unless someone else already did
             pointer["ConditionExpression"] = "sid = :old"
             pointer["ExpressionAttributeValues"] = {":old": to_av(replace_sid)}
+        home = record_shards({  # the home container exists: claim_home_container wrote it
+            "TableName": self.table_name, "Key": container_key(ws, session.container_id),
+            "ConditionExpression": "attribute_exists(pk)"}, [session.id])
         try:
             self._call("transact_write_items", TransactItems=[
                 {"Put": pointer},
                 {"Put": {"TableName": self.table_name, "Item": session_to_item(session),
                          "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Update": home},
             ])
         except Exception as exc:
             cancelled = cancellation(exc)

@@ -9,7 +9,8 @@ at the next periodic write (no extra reads per token), and a worker that was tak
   activity, as a post would;
 - `persist`: the reply's content so far (at most about once a second);
 - `check`: one consistent read of the session, for a watchdog when the model is silent;
-- `finish`: the reply's final state, the turn's outcome and the usage sums (session, workspace-day-model).
+- `finish`: the reply's final state, the turn's outcome and the usage sums (session, workspace-day-model, the
+  latter on one of the workspace's USAGE_SHARDS keys, by session).
 """
 
 from __future__ import annotations
@@ -172,11 +173,15 @@ class TurnStore(MessageAccess):
         return position[1] if position and position[0] == sid else None
 
     def tokens_today(self, ws: str, day: str) -> int:
-        resp = self._call(
-            "query", TableName=self.table_name, KeyConditionExpression="pk = :pk AND begins_with(sk, :day)",
-            ExpressionAttributeValues={":pk": {"S": keys.usage_pk(ws)}, ":day": {"S": keys.day_prefix(day)}})
-        return sum(int(i.get("input_tokens", {}).get("N", 0)) + int(i.get("output_tokens", {}).get("N", 0))
-                   for i in resp.get("Items", []))
+        """The workspace's tokens of the day: one Query per usage key (keys.usage_pks, in parallel)."""
+        def tokens(pk: str) -> int:
+            resp = self._call(
+                "query", TableName=self.table_name, KeyConditionExpression="pk = :pk AND begins_with(sk, :day)",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":day": {"S": keys.day_prefix(day)}})
+            return sum(int(i.get("input_tokens", {}).get("N", 0)) + int(i.get("output_tokens", {}).get("N", 0))
+                       for i in resp.get("Items", []))
+
+        return sum(self.in_parallel(tokens, keys.usage_pks(ws)))
 
     # ------------------------------------------------------------ writes while running
 
@@ -303,7 +308,8 @@ class TurnStore(MessageAccess):
             day = clock.iso(now)[:10]
             items.append({"Update": {
                 "TableName": self.table_name,
-                "Key": {"pk": {"S": keys.usage_pk(ws)}, "sk": {"S": keys.usage_sk(day, model)}},
+                # one of the workspace's usage keys, by session: a busy workspace's turns spread over them
+                "Key": {"pk": {"S": keys.usage_pk(ws, keys.usage_shard(sid))}, "sk": {"S": keys.usage_sk(day, model)}},
                 "UpdateExpression": ("SET #type = :type, ws = :ws, #day = :day, model = :model "
                                      "ADD input_tokens :in, output_tokens :out, turns :one"),
                 "ExpressionAttributeNames": {"#type": "type", "#day": "day"},

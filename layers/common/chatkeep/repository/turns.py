@@ -93,26 +93,32 @@ class TurnAccess(ChatTable):
             raise refusal
 
     def workspace_usage(self, ws: str, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        """The workspace's token usage per day and model, days in [first_day, last_day] (YYYY-MM-DD)."""
-        out: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self.table_name, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeValues": {":pk": {"S": keys.usage_pk(ws)},
-                                              ":lo": {"S": keys.day_prefix(first_day)},
-                                              ":hi": {"S": keys.day_prefix(last_day) + "\uffff"}}}
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            resp = self._call("query", **kwargs)
-            for item in resp.get("Items", []):
-                data = from_item(item)
-                out.append({"day": data["day"], "model": data["model"], "turns": int(data.get("turns", 0)),
-                            "input_tokens": int(data.get("input_tokens", 0)),
-                            "output_tokens": int(data.get("output_tokens", 0))})
-            start = resp.get("LastEvaluatedKey")
-            if not start:
-                return out
+        """The workspace's token usage per day and model, days in [first_day, last_day] (YYYY-MM-DD): one Query
+        per usage key of the workspace (keys.usage_pks, in parallel), summed per day and model."""
+
+        def rows(pk: str) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            start: dict[str, Any] | None = None
+            while True:
+                kwargs: dict[str, Any] = {
+                    "TableName": self.table_name, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+                    "ExpressionAttributeValues": {":pk": {"S": pk}, ":lo": {"S": keys.day_prefix(first_day)},
+                                                  ":hi": {"S": keys.day_prefix(last_day) + "\uffff"}}}
+                if start:
+                    kwargs["ExclusiveStartKey"] = start
+                resp = self._call("query", **kwargs)
+                out += [from_item(item) for item in resp.get("Items", [])]
+                start = resp.get("LastEvaluatedKey")
+                if not start:
+                    return out
+
+        sums: dict[tuple[str, str], dict[str, Any]] = {}
+        for data in (d for part in self.in_parallel(rows, keys.usage_pks(ws)) for d in part):
+            row = sums.setdefault((data["day"], data["model"]), {
+                "day": data["day"], "model": data["model"], "turns": 0, "input_tokens": 0, "output_tokens": 0})
+            for name in ("turns", "input_tokens", "output_tokens"):
+                row[name] += int(data.get(name, 0))
+        return [sums[k] for k in sorted(sums)]
 
 
 def _is_turn_conflict(error: Exception) -> bool:

@@ -45,7 +45,8 @@ class ContainerRules(ServiceBase):
         container = self.repo.get_container(principal.workspace_id, cid)
         if container is None or not self.visible(principal, container.owner):
             raise NotFound("channel not found")
-        container.session_count = self.repo.count_sessions(principal.workspace_id, cid, clock.now())
+        container.session_count = self.repo.count_sessions(principal.workspace_id, cid, clock.now(),
+                                                           container=container)
         return container
 
     def _todo_in_view(self, principal: Principal, container: Container | None) -> bool:

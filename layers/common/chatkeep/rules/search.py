@@ -14,8 +14,9 @@ class SearchRules(SessionRules):
     def search_sessions(self, principal: Principal, container_id: int, query: str | None, *,
                         limit: int | None = None) -> list[Session]:
         """GraphQL: a todo never used has no sessions to find. Every query word must match a title or message
-        word as a prefix (accent- and case-insensitive). n Queries on the index + one BatchGetItem of the
-        container and the matching sessions."""
+        word as a prefix (accent- and case-insensitive). A GetItem of the container (it names the index shards
+        its sessions are in), the index Queries (one per shard of the first word's, then of the matches), one
+        BatchGetItem of the matching sessions."""
         container, sessions = self._search(principal, container_id, query, limit)
         if not self._todo_in_view(principal, container):
             return []
@@ -41,8 +42,11 @@ class SearchRules(SessionRules):
             return listing.container, listing.sessions
         ws = principal.workspace_id
         count("SearchQueries")
-        matches = self.search_index.matching_sessions(ws, container_id, words)
-        container, sessions = self.repo.get_container_and_sessions(ws, container_id, list(matches))
+        container = self.repo.get_container(ws, container_id)
+        if container is None:
+            return None, []
+        matches = self.search_index.matching_sessions(ws, container_id, words, container.session_shards)
+        sessions = self.repo.get_sessions(ws, list(matches))
         now = clock.now()
         live = [s for s in sessions if s.purge_at > now and s.container_id == container_id]
         live.sort(key=lambda s: (not matches.get(s.id, False), _desc(s.last_activity_at)))

@@ -159,8 +159,8 @@ class SessionRules(ContainerRules):
 
     def _list(self, principal: Principal, container_id: int, limit: int | None, offset: int | None,
               cursor: str | None, status: str | None) -> tuple[SessionListing, Callable[[], int]]:
-        """A page of the container's sessions (one Query with the container), and its total count (read only
-        when that Query did not see them all)."""
+        """A page of the container's sessions (the container's gsi1 keys, with the container), and its total
+        count (read only when the Queries did not see them all)."""
         limit = limits.check_limit(limit, 20)
         skip = limits.check_offset(offset)
         if status is not None and status not in {s.value for s in SessionStatus}:
@@ -173,7 +173,7 @@ class SessionRules(ContainerRules):
         def total() -> int:
             if listing.exact_total is not None:
                 return listing.exact_total
-            return self.repo.count_sessions(ws, container_id, now, status)
+            return self.repo.count_sessions(ws, container_id, now, status, container=listing.container)
 
         return listing, total
 
