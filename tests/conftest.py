@@ -38,6 +38,7 @@ TABLE_ENV = {
     "ChatTable": "CHAT_TABLE_NAME",
     "SearchIndexTable": "SEARCH_TABLE_NAME",
     "IdempotencyTable": "IDEMPOTENCY_TABLE_NAME",
+    "ConnectionsTable": "CONNECTIONS_TABLE_NAME",
 }
 
 # Never reach a real AWS account from the tests.
@@ -61,6 +62,7 @@ EVENT_FAMILIES = {
     "rest_": ("RestApiFunction", "http"),
     "dynamodb_": ("StreamProcessorFunction", "batch"),
     "sqs_": ("AgentTurnFunction", "batch"),
+    "websocket_": ("RealtimeFunction", "websocket"),  # WebSocket API proxy events: {"statusCode": ...}
 }
 
 

@@ -26,6 +26,10 @@ CACHING_MODULES = (
     "chatkeep.rest.idempotency",
     "chatkeep.stream.processor",
     "chatkeep.agents.worker",
+    "chatkeep.realtime.tokens",
+    "chatkeep.realtime.subscriptions",
+    "chatkeep.realtime.publisher",
+    "chatkeep.realtime.handler",
 )
 
 

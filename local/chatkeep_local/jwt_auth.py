@@ -14,6 +14,7 @@ In the Lambda event, the claims are rendered as strings: numbers in decimal, arr
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -25,6 +26,7 @@ import jwt
 
 DEFAULT_SECRET = "chatkeep-local-dev-secret"
 ALGORITHM = "HS256"
+DEV_KEY_ID = "chatkeep-local-dev"  # the `kid` of dev tokens: the key of /_local/jwks.json (dev_jwks)
 
 
 def dev_secret() -> str:
@@ -95,7 +97,15 @@ def make_token(
     claims.update({k: v for k, v in extra.items() if v is not None})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dev secret is shorter than 32 bytes: fine locally
-        return jwt.encode(claims, secret or dev_secret(), algorithm=ALGORITHM)
+        return jwt.encode(claims, secret or dev_secret(), algorithm=ALGORITHM, headers={"kid": DEV_KEY_ID})
+
+
+def dev_jwks(secret: str | None = None) -> dict[str, Any]:
+    """The JWKS `chatkeep dev` serves at /_local/jwks.json: the dev secret as a symmetric (`oct`) HS256 key, so the
+    realtime function verifies dev tokens with the same code that verifies an issuer's keys in AWS
+    (chatkeep.realtime.tokens). Never served by anything deployed."""
+    key = base64.urlsafe_b64encode((secret or dev_secret()).encode()).decode().rstrip("=")
+    return {"keys": [{"kty": "oct", "kid": DEV_KEY_ID, "alg": ALGORITHM, "use": "sig", "k": key}]}
 
 
 def extract_token(header_value: str | None) -> str | None:

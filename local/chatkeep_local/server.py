@@ -38,6 +38,8 @@ LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # synchronous invocation response paylo
 # EnableIntrospection stays "false"; a laptop is where a schema explorer helps.
 LOCAL_PARAMETER_DEFAULTS = {"EnableIntrospection": "true"}
 DEV_TOKEN_TTL = 7 * 86400  # the banner's and the explorer's token
+JWKS_PATH = "/_local/jwks.json"
+JWKS_URL_ENV = "JWT_JWKS_URL"
 
 
 @dataclass
@@ -166,6 +168,7 @@ class LocalRuntime:
         the queues (`chatkeep invoke` stops here, plus the model stand-in)."""
         self._start_dynamodb()
         self._set_environment()
+        self._set_jwks_url()
         self._create_tables()
         self._import_layer()
         self._start_queues()
@@ -196,6 +199,12 @@ class LocalRuntime:
     def url(self) -> str:
         assert self.httpd is not None
         return http_url(self.httpd.server_address)
+
+    def _set_jwks_url(self) -> None:
+        """The realtime function verifies connection_init tokens with the issuer's JWKS; locally that is the dev
+        secret at /_local/jwks.json (unless the template or --env names another)."""
+        if not os.environ.get(JWKS_URL_ENV):
+            os.environ[JWKS_URL_ENV] = self.url + JWKS_PATH
 
     def _start_model(self) -> None:
         """The Bedrock stand-in on the main port (Bedrock Runtime paths under /_local/bedrock, its control API
@@ -518,6 +527,8 @@ class LocalRuntime:
                     "clock_offset": self.clock.offset() if self.clock else 0,
                 }
             )
+        if path == JWKS_PATH and method == "GET":
+            return ok(jwt_auth.dev_jwks())
         if path == "/_local/clock" and method == "POST":
             if self.clock is None:
                 return ok({"message": "the chatkeep package is not importable"}, 503)

@@ -180,6 +180,12 @@ class Resolver:
             if self.resources[name].get("Type") == "AWS::SQS::Queue":
                 return queue_url(self.queue_name(name))  # a queue's Ref is its URL
             return name
+        function, _, suffix = name.partition(".")
+        if suffix == "Alias" and self.resources.get(function, {}).get("Type") == "AWS::Serverless::Function":
+            # SAM: `!Ref Fn.Alias` is the AutoPublishAlias alias (its Ref: the function ARN qualified by it)
+            alias = (self.resources[function].get("Properties") or {}).get("AutoPublishAlias")
+            if alias:
+                return f"{function_arn(function)}:{self.resolve(alias)}"
         raise UnresolvableError(f"Ref {name}: no such parameter or resource")
 
     def queue_name(self, logical_id: str) -> str:

@@ -365,6 +365,8 @@ class LocalApiProcess:
         cmd = [
             sys.executable, "-m", "chatkeep_local.cli", "dev",
             "--port", str(self.port), "--template", str(self.template), "--state-dir", str(state),
+            # the WebSocket API on a free port (port + 1 may be taken): health()["websocket"]["url"] says which
+            *([] if "--ws-port" in self.extra_args else ["--ws-port", "0"]),
             *self.extra_args,
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,9 @@ STREAM_FUNCTIONS = {function for function, result in EVENT_FAMILIES.values() if 
 GRAPHQL_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "BAD_USER_INPUT", "SESSION_EXPIRED", "SESSION_CLOSED",
                  "GRAPHQL_VALIDATION_FAILED", "GRAPHQL_PARSE_FAILED", "PERSISTED_QUERY_NOT_FOUND"}
 # The function's own environment wins, except what points it at the tables: the moto fixture owns those.
-FIXTURE_ENV = {"CHAT_TABLE_NAME", "SEARCH_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "DYNAMODB_ENDPOINT_URL"}
+FIXTURE_ENV = {"CHAT_TABLE_NAME", "SEARCH_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "CONNECTIONS_TABLE_NAME",
+               "DYNAMODB_ENDPOINT_URL"}
+WEBSOCKET_ROUTES = {"$connect", "$disconnect", "$default"}
 
 
 @cache
@@ -92,6 +94,10 @@ def test_given_a_sample_event_when_invoking_the_declared_handler_then_a_well_for
         assert all(set(f) == {"itemIdentifier"} for f in response["batchItemFailures"])
         return
 
+    if function == "RealtimeFunction":  # WebSocket API events (moto stands in for the @connections API)
+        assert event["requestContext"]["routeKey"] in WEBSOCKET_ROUTES
+        assert isinstance(response, dict) and response.get("statusCode") == 200, response
+        return
     assert event.get("version") == "2.0"
     assert event["routeKey"] in declared_routes().get(function, set()), (
         f"{event_path.name}: route {event['routeKey']!r} is not one of {function}'s routes")

@@ -22,7 +22,8 @@ from chatkeep_local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_PY = ROOT / ".venv-tools" / "bin" / "python"
-FUNCTIONS = ("GraphqlApiFunction", "RestApiFunction", "StreamProcessorFunction", "AgentTurnFunction")
+FUNCTIONS = ("GraphqlApiFunction", "RestApiFunction", "StreamProcessorFunction", "AgentTurnFunction",
+             "RealtimeFunction")
 
 
 def translate(*parameters: str) -> dict[str, Any]:
@@ -73,7 +74,21 @@ def test_given_the_transform_when_read_then_every_route_invokes_an_alias(canary:
     aliases = {alias_of(canary, fn) for fn in ("GraphqlApiFunction", "RestApiFunction")}
     assert {uri.split("${")[-1].split("}")[0] for uri in uris} == aliases
     permissions = of_type(canary, "AWS::Lambda::Permission").values()
-    assert {p["Properties"]["FunctionName"]["Ref"] for p in permissions} == aliases
+    assert {p["Properties"]["FunctionName"]["Ref"] for p in permissions} == aliases | {
+        alias_of(canary, "RealtimeFunction")}
+
+
+def test_given_the_transform_when_read_then_the_websocket_routes_invoke_the_realtime_alias(
+        canary: dict[str, Any]) -> None:
+    alias = alias_of(canary, "RealtimeFunction")
+    (integration,) = of_type(canary, "AWS::ApiGatewayV2::Integration").values()
+    assert {"Ref": alias} in integration["Properties"]["IntegrationUri"]["Fn::Join"][1]
+    routes = {r["Properties"]["RouteKey"] for r in of_type(canary, "AWS::ApiGatewayV2::Route").values()}
+    assert routes == {"$connect", "$disconnect", "$default"}
+    (permission,) = [p["Properties"] for p in of_type(canary, "AWS::Lambda::Permission").values()
+                     if p["Properties"]["FunctionName"] == {"Ref": alias}]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert "${WebSocketApi}" in permission["SourceArn"]["Fn::Sub"]
 
 
 def test_given_the_transform_when_read_then_every_event_source_mapping_invokes_an_alias(

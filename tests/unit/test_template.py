@@ -19,7 +19,9 @@ TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 
 API_FUNCTIONS = ("GraphqlApiFunction", "RestApiFunction")
 STREAM_FUNCTION = "StreamProcessorFunction"
-TABLES = ("ChatTable", "SearchIndexTable", "IdempotencyTable")
+TABLES = ("ChatTable", "SearchIndexTable", "IdempotencyTable", "ConnectionsTable")
+# DESIGN.md section 9: the functions that push to WebSocket connections (execute-api:ManageConnections).
+PUSHING_FUNCTIONS = ("RealtimeFunction", "StreamProcessorFunction", "AgentTurnFunction")
 
 # DESIGN.md section 5 (REST) and section 4 (GraphQL): (method, path) -> function.
 PROTECTED_ROUTES: dict[tuple[str, str], str] = {
@@ -82,6 +84,8 @@ PARAMETER_DEFAULTS = {
     "RestApiReservedConcurrency": 0,
     "StreamProcessorReservedConcurrency": 0,
     "AgentTurnReservedConcurrency": 0,
+    "RealtimeReservedConcurrency": 0,
+    "JwtJwksUrl": "",
     "DailyTokenQuota": 0,
     "AgentTurnMaxConcurrency": 10,
     "ApiThrottlingRateLimit": 500,
@@ -91,6 +95,7 @@ PARAMETER_DEFAULTS = {
 OUTPUTS = (
     "ApiUrl",
     "GraphqlUrl",
+    "WebSocketUrl",
     "ChatTableName",
     "SearchIndexTableName",
     "IdempotencyTableName",
@@ -220,6 +225,7 @@ def _check_table(
     ttl: str | None,
     stream: str | None,
     pitr: bool,
+    retain: bool = True,
 ) -> list[str]:
     v: list[str] = []
     res = t.get("Resources", {}).get(table)
@@ -227,8 +233,8 @@ def _check_table(
         return [f"{table} is not an AWS::DynamoDB::Table"]
     p = res.get("Properties") or {}
     for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-        if res.get(policy) != "Retain":
-            v.append(f"{table}: {policy} is not Retain")
+        if res.get(policy) != ("Retain" if retain else "Delete"):
+            v.append(f"{table}: {policy} is not {'Retain' if retain else 'Delete'}")
     if p.get("BillingMode") != "PAY_PER_REQUEST":
         v.append(f"{table}: not on-demand (PAY_PER_REQUEST)")
     if _keys(p.get("KeySchema")) != keys:
@@ -290,6 +296,17 @@ def check_tables(t: dict[str, Any]) -> list[str]:
             pitr=False,
         )
         + _check_table(t, "IdempotencyTable", [("id", "HASH")], {}, ttl="expiration", stream=None, pitr=False)
+        # Ephemeral (connections live at most 2 h): TTL, deleted with the stack; subscribers by topic.
+        + _check_table(
+            t,
+            "ConnectionsTable",
+            pk_sk,
+            {("GlobalSecondaryIndexes", "by_topic"): ([("topic", "HASH"), ("pk", "RANGE")], "ALL")},
+            ttl="expires_at",
+            stream=None,
+            pitr=False,
+            retain=False,
+        )
     )
 
 
@@ -321,6 +338,7 @@ def check_functions(t: dict[str, Any]) -> list[str]:
         "GraphqlApiFunction": "functions/graphql_api/",
         "RestApiFunction": "functions/rest_api/",
         STREAM_FUNCTION: "functions/stream_processor/",
+        "RealtimeFunction": "functions/realtime/",
     }
     found = resources_of(t, "AWS::Serverless::Function")
     for fn, code_uri in expected.items():
@@ -502,8 +520,12 @@ def check_least_privilege(t: dict[str, Any]) -> list[str]:
             "SearchIndexTable": {"Read", "Write"},
             "StreamDlq": {"RolePolicy"},
             "TurnQueue": {"RolePolicy"},  # sends queued agent turns
+            "ConnectionsTable": {"Read", "Write"},  # subscribers of a topic; drops stale connections
         },
-        "AgentTurnFunction": {"ChatTable": {"Read", "Write"}, "TurnQueue.events": {"Read", "Write"}},
+        "AgentTurnFunction": {"ChatTable": {"Read", "Write"}, "TurnQueue.events": {"Read", "Write"},
+                              "ConnectionsTable": {"Read", "Write"}},
+        # Authorizes a subscription by reading the session or todo: never writes the chat table.
+        "RealtimeFunction": {"ConnectionsTable": {"Read", "Write"}, "ChatTable": {"Read"}},
     }
     for fn, expected in want.items():
         got = grants(t, fn)
@@ -637,6 +659,62 @@ def check_parameters_and_outputs(t: dict[str, Any]) -> list[str]:
     return v
 
 
+def _statements(t: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [s for policy in props(t, role).get("Policies") or []
+            for stmt in (policy.get("PolicyDocument") or {}).get("Statement") or [] for s in if_branches(stmt)]
+
+
+def check_live_updates(t: dict[str, Any]) -> list[str]:
+    """DESIGN.md section 9: a WebSocket API whose $connect/$disconnect/$default routes invoke RealtimeFunction's
+    `live` alias (the only function API Gateway may invoke for it), and execute-api:ManageConnections on this API's
+    @connections only, for exactly the functions that push."""
+    v: list[str] = []
+    apis = {k: p for k, r in resources_of(t, "AWS::ApiGatewayV2::Api").items()
+            if (p := r.get("Properties") or {}).get("ProtocolType") == "WEBSOCKET"}
+    if list(apis) != ["WebSocketApi"]:
+        return [f"expected one WebSocket API, WebSocketApi (found {sorted(apis)})"]
+    if not apis["WebSocketApi"].get("RouteSelectionExpression"):
+        v.append("WebSocketApi has no RouteSelectionExpression")
+    alias = {"Ref": "RealtimeFunction.Alias"}
+    integrations = {k for k, r in resources_of(t, "AWS::ApiGatewayV2::Integration").items()
+                    if alias in _walk((r.get("Properties") or {}).get("IntegrationUri"))}
+    routes = {(r.get("Properties") or {}).get("RouteKey"): r.get("Properties") or {}
+              for r in resources_of(t, "AWS::ApiGatewayV2::Route").values()}
+    for key in ("$connect", "$disconnect", "$default"):
+        route = routes.get(key)
+        if route is None:
+            v.append(f"WebSocket route {key} is missing")
+        elif ref_name(route.get("ApiId")) != "WebSocketApi" or not any(mentions(route.get("Target"), i)
+                                                                      for i in integrations):
+            v.append(f"WebSocket route {key} does not target RealtimeFunction's live alias")
+    permissions = [r.get("Properties") or {} for r in resources_of(t, "AWS::Lambda::Permission").values()]
+    if not any(p.get("FunctionName") == alias and mentions(p.get("SourceArn"), "WebSocketApi") for p in permissions):
+        v.append("no permission for WebSocketApi to invoke RealtimeFunction's live alias (SourceArn: this API)")
+    for fn, res in resources_of(t, "AWS::Serverless::Function").items():
+        role = ref_name((res.get("Properties") or {}).get("Role")) or ""
+        pushes = [s for s in _statements(t, role) if "execute-api:ManageConnections" in str(s.get("Action"))]
+        if fn in PUSHING_FUNCTIONS and not pushes:
+            v.append(f"{fn} may not push to WebSocket connections (execute-api:ManageConnections)")
+        if fn not in PUSHING_FUNCTIONS and pushes:
+            v.append(f"{fn} may push to WebSocket connections, and should not")
+        for s in pushes:
+            resource = s.get("Resource")
+            if not (mentions(resource, "WebSocketApi") and "@connections" in str(resource)):
+                v.append(f"{fn}: ManageConnections is not limited to WebSocketApi's @connections ({resource!r})")
+    if "WebSocketUrl" not in (t.get("Outputs") or {}):
+        v.append("output WebSocketUrl is missing")
+    return v
+
+
+def _walk(value: Any) -> list[Any]:
+    """`value` and everything nested in it."""
+    if isinstance(value, dict):
+        return [value, *(w for v in value.values() for w in _walk(v))]
+    if isinstance(value, list):
+        return [w for v in value for w in _walk(v)]
+    return [value]
+
+
 ALL_CHECKS: list[Callable[[dict[str, Any]], list[str]]] = [
     check_routes,
     check_tables,
@@ -648,6 +726,7 @@ ALL_CHECKS: list[Callable[[dict[str, Any]], list[str]]] = [
     check_safe_deployments,
     check_encryption,
     check_parameters_and_outputs,
+    check_live_updates,
 ]
 
 
@@ -808,6 +887,22 @@ def _log_group_ignores_kms(t: dict[str, Any]) -> None:
     del props(t, "HttpApiAccessLogGroup")["KmsKeyId"]
 
 
+def _api_function_pushes(t: dict[str, Any]) -> None:
+    stmts = props(t, "GraphqlApiFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    stmts.append({"Effect": "Allow", "Action": "execute-api:ManageConnections",
+                  "Resource": {"Fn::Sub": "arn:aws:execute-api:*:*:${WebSocketApi}/*/*/@connections/*"}})
+
+
+def _push_anywhere(t: dict[str, Any]) -> None:
+    for s in props(t, "AgentTurnFunctionRole")["Policies"][0]["PolicyDocument"]["Statement"]:
+        if s.get("Sid") == "PushToConnections":
+            s["Resource"] = "arn:aws:execute-api:*:*:*"
+
+
+def _connect_to_the_function_not_the_alias(t: dict[str, Any]) -> None:
+    props(t, "RealtimeIntegration")["IntegrationUri"] = {"Fn::GetAtt": ["RealtimeFunction", "Arn"]}
+
+
 MUTATIONS = [
     (_drop_authorizer, check_routes, "POST /v1/sessions/{session_id}/messages is not behind"),
     (_drop_default_authorizer, check_routes, "no DefaultAuthorizer"),
@@ -833,6 +928,9 @@ MUTATIONS = [
     (_concurrency_zero_throttles, check_safe_deployments, "RestApiFunction: ReservedConcurrentExecutions"),
     (_unencrypted_alarm_topic, check_encryption, "AlarmTopic is not encrypted"),
     (_log_group_ignores_kms, check_encryption, "HttpApiAccessLogGroup: KmsKeyId"),
+    (_api_function_pushes, check_live_updates, "GraphqlApiFunction may push"),
+    (_push_anywhere, check_live_updates, "AgentTurnFunction: ManageConnections is not limited"),
+    (_connect_to_the_function_not_the_alias, check_live_updates, "$connect does not target"),
 ]
 
 

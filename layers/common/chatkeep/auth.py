@@ -49,14 +49,22 @@ def _scopes(raw: Any, jwt_scopes: tuple[str, ...] | None) -> frozenset[str]:
 
 
 def principal_from_event(event: dict[str, Any], settings: Settings | None = None) -> Principal:
-    settings = settings or get_settings()
     context = event.get("requestContext") or {}
     jwt = (context.get("authorizer") or {}).get("jwt") or {}
-    claims = jwt.get("claims") or {}
+    # Payload 2.0 header names arrive lowercased (API Gateway, and the local runtime likewise).
+    return principal_from_claims(jwt.get("claims") or {}, settings, jwt_scopes=jwt.get("scopes"),
+                                 requested_workspace=(event.get("headers") or {}).get("x-workspace-id"))
+
+
+def principal_from_claims(claims: dict[str, Any], settings: Settings | None = None, *,
+                          jwt_scopes: Any = None, requested_workspace: Any = None) -> Principal:
+    """The caller of a verified token's claims (as API Gateway renders them, or as the token holds them: a WebSocket
+    connection_init's token is verified by chatkeep.realtime.tokens). `requested_workspace`: the X-Workspace-Id the
+    caller named, which must be the token's."""
+    settings = settings or get_settings()
     if not claims:
         raise Unauthenticated("missing or invalid bearer token")
     scope = claims.get("scope") or claims.get("scp") or ""
-    jwt_scopes = jwt.get("scopes")
     identity = (
         claims.get("sub"),
         claims.get(settings.workspace_claim),
@@ -70,9 +78,7 @@ def principal_from_event(event: dict[str, Any], settings: Settings | None = None
         principal = _principal(*identity)
     except TypeError:  # a claim of a type that cannot be a cache key (a JSON object): checked uncached
         principal = _principal.__wrapped__(*identity)
-    # Payload 2.0 header names arrive lowercased (API Gateway, and the local runtime likewise).
-    requested = (event.get("headers") or {}).get("x-workspace-id")
-    if requested is not None and requested != principal.workspace_id:
+    if requested_workspace is not None and requested_workspace != principal.workspace_id:
         raise Forbidden("X-Workspace-Id does not match the token's workspace")
     return principal
 

@@ -49,6 +49,21 @@ def bedrock_runtime() -> Any:
     return boto3.client("bedrock-runtime", **kwargs)
 
 
+@cache
+def management_api(endpoint_url: str) -> Any:
+    """The @connections client of a WebSocket API stage (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`,
+    locally the emulator's): pushes to clients. Short timeouts and one retry: a push that cannot be made quickly
+    is better dropped than holding up a batch of pushes (the connection is told apart from the failure by
+    GoneException, which is never retried)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=3,
+                    tcp_keepalive=True, max_pool_connections=32)
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, region_name=get_settings().aws_region,
+                        config=config)
+
+
 # Lambda sets this during init. Under SnapStart and provisioned concurrency, init runs before (and outside) any
 # request, and SnapStart snapshots it: pay for boto3's import and the client there. On demand, init and the first
 # request are both on the first caller's path, and deferring keeps requests that never reach DynamoDB cheap.
@@ -69,3 +84,4 @@ def reset() -> None:
     """Forget the clients (tests and the local runtime point chatkeep at another endpoint or region)."""
     client.cache_clear()
     bedrock_runtime.cache_clear()
+    management_api.cache_clear()

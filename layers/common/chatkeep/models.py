@@ -191,3 +191,41 @@ class SessionView:
     session: Session
     messages: list[Message]
     has_more_messages: bool
+
+
+# ---------------------------------------------------------------- live updates (docs/live-updates.md)
+
+
+@dataclass(slots=True)
+class Connection:
+    """A WebSocket connection of the live-updates API. Acknowledged once its token was verified: it then holds
+    the caller (the claims chatkeep reads, as auth.Principal has them) and when the token expires."""
+
+    id: str
+    connected_at: float  # epoch seconds
+    expires_at: int  # epoch: API Gateway closes a connection after 2 h; the record's TTL
+    init_at: float | None = None  # when its connection_init was claimed (one per connection)
+    acked: bool = False
+    sub: str | None = None
+    workspace_id: str | None = None
+    name: str | None = None
+    scopes: tuple[str, ...] = ()
+    is_service: bool = False
+    token_expires_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One graphql-transport-ws subscription: its connection and operation id, the topic it follows (a session's
+    or a todo's key), the client's document, and who subscribed (checked again on every event)."""
+
+    connection_id: str
+    id: str
+    topic: str
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    sub: str
+    is_service: bool
+    token_expires_at: float
+    expires_at: int

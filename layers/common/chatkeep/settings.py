@@ -34,6 +34,13 @@ class Settings(BaseModel):
     turn_lease_seconds: int = Field(default=135, ge=10)  # the worker's timeout and a margin: a dead worker's turn
     model_read_timeout_seconds: int = Field(default=60, ge=1)
     model_max_attempts: int = Field(default=4, ge=1, le=10)
+    # Live updates (docs/live-updates.md): the WebSocket API's connections and its @connections endpoint; the
+    # token of a connection_init is verified as the HTTP API's JWT authorizer verifies a request's.
+    connections_table_name: str | None = None
+    websocket_management_endpoint: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: tuple[str, ...] = ()
+    jwt_jwks_url: str | None = None  # default: <jwt_issuer>/.well-known/jwks.json
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -61,16 +68,32 @@ class Settings(BaseModel):
             "turn_lease_seconds": "TURN_LEASE_SECONDS",
             "model_read_timeout_seconds": "MODEL_READ_TIMEOUT_SECONDS",
             "model_max_attempts": "MODEL_MAX_ATTEMPTS",
+            "connections_table_name": "CONNECTIONS_TABLE_NAME",
+            "websocket_management_endpoint": "WEBSOCKET_MANAGEMENT_ENDPOINT",
+            "jwt_issuer": "JWT_ISSUER",
+            "jwt_audience": "JWT_AUDIENCE",
+            "jwt_jwks_url": "JWT_JWKS_URL",
         }
         values: dict[str, object] = {field: env[var] for field, var in mapping.items()
                                      if env.get(var) not in (None, "")}
-        if "allowed_model_ids" in values:  # a CloudFormation CommaDelimitedList, joined
-            values["allowed_model_ids"] = tuple(m.strip() for m in str(values["allowed_model_ids"]).split(",")
-                                                if m.strip())
+        for name in ("allowed_model_ids", "jwt_audience"):  # CloudFormation CommaDelimitedLists, joined
+            if name in values:
+                values[name] = tuple(m.strip() for m in str(values[name]).split(",") if m.strip())
         return cls.model_validate(values)
 
     def model_allowed(self, model_id: str) -> bool:
         return model_id in self.allowed_model_ids
+
+    @property
+    def live_updates(self) -> bool:
+        """Whether this function can push live updates (it knows the connections table and @connections)."""
+        return bool(self.connections_table_name and self.websocket_management_endpoint)
+
+    @property
+    def jwks_url(self) -> str | None:
+        if self.jwt_jwks_url:
+            return self.jwt_jwks_url
+        return f"{self.jwt_issuer.rstrip('/')}/.well-known/jwks.json" if self.jwt_issuer else None
 
 
 @lru_cache(maxsize=1)

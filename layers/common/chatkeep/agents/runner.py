@@ -53,6 +53,16 @@ class AgentReader(Protocol):
     def get_agent(self, ws: str, aid: int) -> Agent | None: ...
 
 
+class LiveReply(Protocol):
+    """The reply's chunks to the session's subscribers (chatkeep.realtime.reply_stream), off the model's thread."""
+
+    def grew(self, reply: Message, text: str, delta: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class TurnResult:
     """What a run did (logged, counted as metrics, asserted by tests)."""
@@ -77,8 +87,10 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
 class TurnRunner:
     def __init__(self, *, store: TurnStore, agents: AgentReader, model: Model, settings: Settings,
                  sleep: Callable[[float], None] = time.sleep, persist_interval: float = PERSIST_INTERVAL_SECONDS,
-                 rng: random.Random | None = None, retention_seconds: int | None = None) -> None:
+                 rng: random.Random | None = None, retention_seconds: int | None = None,
+                 live: Callable[[TurnClaim], LiveReply | None] | None = None) -> None:
         self.store = store
+        self.live = live  # one LiveReply per turn (None: nobody can be told, e.g. no WebSocket API)
         self.agents = agents
         self.model = model
         self.settings = settings
@@ -221,8 +233,16 @@ class _Streaming:
         self.last_write = time.monotonic()  # of the reply's content: paces the persists
         self.first_token_at: float | None = None
         self.stop: StopReason | None = None
+        self.live = runner.live(claim) if runner.live else None
 
     def run(self) -> TurnResult:
+        try:
+            return self._run()
+        finally:
+            if self.live is not None:
+                self.live.close()
+
+    def _run(self) -> TurnResult:
         runner = self.runner
         backoff: list[float] = []
         attempts = 0
@@ -273,6 +293,8 @@ class _Streaming:
             # returns (the model may stay silent for long), and the turn must end now.
             for stream in opened:
                 threading.Thread(target=stream.close, name="turn-model-close", daemon=True).start()
+            if self.live is not None:  # the last chunk goes before the reply's end is written
+                self.live.flush()
 
     def _read(self, events: queue.Queue[Any], opened: list[ModelStream]) -> None:
         try:
@@ -312,6 +334,8 @@ class _Streaming:
             self._persist(now)
         elif now - self.last_write >= runner.persist_interval:
             self._persist(now)
+        if self.live is not None and claim.reply is not None:
+            self.live.grew(claim.reply, self.text, delta)
 
     def _persist(self, now: float) -> None:
         self.last_write = now

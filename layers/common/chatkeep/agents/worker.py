@@ -28,8 +28,14 @@ def default_runner() -> TurnRunner:
     from chatkeep.settings import get_settings
 
     settings = get_settings()
+    live = None
+    if settings.live_updates:  # the reply's chunks to the session's subscribers (docs/live-updates.md)
+        from chatkeep.realtime.publisher import default_publisher
+        from chatkeep.realtime.reply_stream import reply_streams
+
+        live = reply_streams(default_publisher())
     return TurnRunner(store=TurnStore(settings), agents=AgentAccess(settings), model=BedrockModel(),
-                      settings=settings)
+                      settings=settings, live=live)
 
 
 def reset() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ariadne import EnumType, MutationType, ObjectType, QueryType, ScalarType
+from ariadne import EnumType, MutationType, ObjectType, QueryType, ScalarType, SubscriptionType
 from graphql import GraphQLFloat
 
 from chatkeep import clock, ids, limits
@@ -15,6 +15,7 @@ from chatkeep.service import UNSET
 
 query = QueryType()
 mutation = MutationType()
+subscription = SubscriptionType()
 session_type = ObjectType("TodoChatSession")
 json_scalar = ScalarType("JSON")
 float_scalar = ScalarType("Float")  # the built-in Float, printed as JavaScript servers print it (below)
@@ -237,5 +238,19 @@ def retry_todo_chat_turn(_: Any, info: Any, session_id: float) -> dict[str, Any]
     return session_dict(ctx.service.retry_turn(ctx.principal, ids.check_number(session_id, "sessionId")))
 
 
-bindables = [query, mutation, session_type, json_scalar, float_scalar, status_enum, turn_status_enum,
+# ---------------------------------------------------------------- subscriptions (chatkeep.realtime)
+# The context decides what a subscription field is: when a client subscribes, the topic it follows (authorized:
+# NotFound for what the caller cannot read); when an event is delivered, that event (shaped by the same document).
+
+@subscription.field("onTodoChatMessage")
+def on_todo_chat_message(_: Any, info: Any, session_id: float) -> dict[str, Any] | None:
+    return info.context.subscription_root("session", ids.check_number(session_id, "sessionId"))
+
+
+@subscription.field("onTodoChatSessions")
+def on_todo_chat_sessions(_: Any, info: Any, todo_id: float) -> dict[str, Any] | None:
+    return info.context.subscription_root("todo", ids.check_number(todo_id, "todoId"))
+
+
+bindables = [query, mutation, subscription, session_type, json_scalar, float_scalar, status_enum, turn_status_enum,
              reply_status_enum]

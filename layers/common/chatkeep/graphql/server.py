@@ -100,17 +100,17 @@ class DocumentCache:
             raise _coded(problems[0], "GRAPHQL_VALIDATION_FAILED", more=problems[1:])
 
 
-class _Refused(Exception):
+class Refused(Exception):
     def __init__(self, errors: list[GraphQLError]) -> None:
         super().__init__(errors[0].message)
         self.errors = errors
 
 
-def _coded(error: GraphQLError, code: str, more: list[GraphQLError] | None = None) -> _Refused:
+def _coded(error: GraphQLError, code: str, more: list[GraphQLError] | None = None) -> Refused:
     errors = [error, *(more or [])]
     for e in errors:
         e.extensions = {**(e.extensions or {}), "code": code}
-    return _Refused(errors)
+    return Refused(errors)
 
 
 @lru_cache(maxsize=2)
@@ -227,7 +227,7 @@ def handle(event: dict[str, Any], service: Any = None) -> dict[str, Any]:
         _cache.check_cost(digest, document, variables)
     except _HttpError as error:
         return _refusal(error.status, error.message, error.code)
-    except _Refused as refused:
+    except Refused as refused:
         return _response(400, {"errors": [format_error(e) for e in refused.errors]})
     context = Context(principal=principal, service=service or default_service())
     # The document is already validated (cached): skip ariadne's own validation pass.

@@ -142,3 +142,15 @@ def search_sk(word: str, sid: int, field: str) -> str:
 
 def search_session_pk(ws: str, sid: int) -> str:
     return session_pk(ws, sid)
+
+
+# ---------------------------------------------------------------- the connections table (live updates)
+CONNECTION_SK = "C"
+
+
+def connection_pk(connection_id: str) -> str:
+    return f"C#{connection_id}"
+
+
+def subscription_sk(subscription_id: str) -> str:
+    return f"S#{subscription_id}"

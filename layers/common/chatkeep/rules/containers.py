@@ -49,6 +49,11 @@ class ContainerRules(ServiceBase):
                                                            container=container)
         return container
 
+    def check_todo(self, principal: Principal, cid: int) -> None:
+        """GraphQL: NotFound when the todo is someone else's (one never used may be followed: it reads as empty, and
+        its sessions will be the caller's)."""
+        self._todo_in_view(principal, self.repo.get_container(principal.workspace_id, cid))
+
     def _todo_in_view(self, principal: Principal, container: Container | None) -> bool:
         """GraphQL: a todo need not exist. False when it was never used (it reads as empty), True when the caller
         may see it; NotFound when it is someone else's."""

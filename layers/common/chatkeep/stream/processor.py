@@ -164,6 +164,10 @@ class BatchStats:
     failed_sessions: int = 0
     reported: int = 0
     turns_queued: int = 0
+    live_events: int = 0  # live updates of the records processed (chatkeep.realtime), and what their fan-out did
+    live_pushes: int = 0
+    live_gone: int = 0
+    live_failed: int = 0
 
 
 class CoalescingBatchProcessor(BatchProcessor):
@@ -232,7 +236,39 @@ class CoalescingBatchProcessor(BatchProcessor):
             cause = causes.get(seq) or AfterFailedRecord(f"after failed record {cutoff}")
             results.append(self.failure_handler(record=record, exception=(type(cause), cause, cause.__traceback__)))
         self.stats.reported = len(self.fail_messages)
+        # Live updates of the records reported processed only: the others come again, and publish then.
+        self._publish([r for r, seq in zip(self.records, sequence, strict=True) if cutoff is None or seq < cutoff])
         return results
+
+    def _publish(self, records: list[dict[str, Any]]) -> None:
+        """Live updates to the subscribers of what these records changed (chatkeep.realtime.events). Never fails
+        the batch: a record whose events cannot be read, a dead connection or a failed push is logged and counted,
+        not retried (docs/live-updates.md, "Delivery")."""
+        from chatkeep.settings import get_settings
+
+        if not records or not get_settings().live_updates:
+            return
+        try:
+            from chatkeep.realtime.events import of_record
+            from chatkeep.realtime.publisher import default_publisher
+
+            events = []
+            for record in records:
+                try:
+                    events += of_record(record)
+                except Exception:  # noqa: BLE001 - an unreadable image: no event for it
+                    logger.warning("no live event for a stream record", exc_info=True)
+            publisher = default_publisher()
+            if not events or publisher is None:
+                return
+            done = publisher.publish(events)
+            self.stats.live_events += done.events
+            self.stats.live_pushes += done.pushes
+            self.stats.live_gone += done.gone
+            self.stats.live_failed += done.failed
+        except Exception:  # noqa: BLE001 - e.g. the connections table throttled: these updates are lost
+            logger.exception("live updates not published")
+            self.stats.live_failed += 1
 
     def _run(
         self, plans: list[SessionPlan], causes: dict[int, BaseException]
@@ -410,6 +446,10 @@ def handle(
                 "failed_sessions": stats.failed_sessions,
                 "turns_queued": stats.turns_queued,
                 "reported": stats.reported,
+                "live_events": stats.live_events,
+                "live_pushes": stats.live_pushes,
+                "live_gone": stats.live_gone,
+                "live_failed": stats.live_failed,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
@@ -427,5 +467,10 @@ def _emit_metrics(stats: BatchStats) -> None:
         count("StreamRecordsReported", stats.reported)
         if stats.turns_queued:
             count("TurnsStarted", stats.turns_queued)
+        if stats.live_events:
+            count("LiveEventsPublished", stats.live_events)
+            count("LivePushes", stats.live_pushes)
+            count("LivePushesFailed", stats.live_failed)
+            count("LiveConnectionsGone", stats.live_gone)
     except Exception:  # noqa: BLE001 - metrics are best effort
         logger.debug("metrics not recorded", exc_info=sys.exc_info())
