@@ -16,6 +16,7 @@ import json
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -106,9 +107,11 @@ class JwksVerifier:
         if algorithm not in _algorithms(key):
             raise TokenRejected(f"signing method {algorithm} is invalid")
         try:
-            claims = jwt.decode(token, key.key, algorithms=[algorithm], options={
-                "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False,
-                "verify_iss": False})
+            with warnings.catch_warnings():  # a short `oct` secret (chatkeep dev's) is the issuer's choice
+                warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+                claims = jwt.decode(token, key.key, algorithms=[algorithm], options={
+                    "verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False,
+                    "verify_iss": False})
         except jwt.InvalidSignatureError:
             raise TokenRejected("signature is invalid") from None
         except jwt.InvalidTokenError:
