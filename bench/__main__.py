@@ -2,7 +2,7 @@
 bench/results/bench.json and bench/results/bench.md (git-ignored); a full run also writes the figures of record,
 bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 
-    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers,paper]"""
+    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers,paper,live]"""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from typing import Any
 from bench import report as results_report
 from bench.common import RESULTS, moto_tables, print_table
 
-SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper")
+SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper", "live")
 PARTS = RESULTS / "parts"
 SECTION_KEYS = {"requests": "requests", "cold": "cold_start", "overhead": "overhead", "scale": "scale",
                 "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile", "peers": "peers",
-                "paper": "paper"}
+                "paper": "paper", "live": "live"}
 
 
 def _parts() -> dict[str, Any]:
@@ -208,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             result = paper.paper_section(args.quick)
         print(result["table"])
         report["paper"] = result
+    if "live" in only:
+        from bench import live
+
+        with quiet():
+            result = live.live_section(args.quick)
+        print(result["table"])
+        report["live"] = result
     report["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "bench.json" if args.in_process or len(only) > 1 else PARTS / f"{only[0]}.json"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TEMPLATE = ROOT / "template.yaml"
 TABLE_ENV = {"ChatTable": "CHAT_TABLE_NAME", "SearchIndexTable": "SEARCH_TABLE_NAME",
-             "IdempotencyTable": "IDEMPOTENCY_TABLE_NAME"}
+             "IdempotencyTable": "IDEMPOTENCY_TABLE_NAME", "ConnectionsTable": "CONNECTIONS_TABLE_NAME"}
 BENCH_ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",

@@ -105,6 +105,7 @@ class _Record:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     fault: dict[str, Any] | None = None
     outcome: str | None = None
+    deltas_sent_at: list[float] = field(default_factory=list)  # epoch seconds each delta was written (bench: live)
 
 
 class StandInModel:
@@ -171,6 +172,15 @@ class StandInModel:
                         del self._faults[i]
                 return taken
         return None
+
+    def delta_sent(self, request_id: str) -> None:
+        """The HTTP side wrote a delta of this request's stream (when, for chunk latency: bench/live.py)."""
+        at = time.time()
+        with self._lock:
+            for record in reversed(self._records):
+                if record.request_id == request_id:
+                    record.deltas_sent_at.append(at)
+                    return
 
     def finish(self, request_id: str, outcome: str) -> None:
         """The HTTP side reports how a stream really ended (e.g. `client_disconnected`)."""

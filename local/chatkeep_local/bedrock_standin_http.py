@@ -101,7 +101,7 @@ class StandInHttp:
         handler.send_header("x-amzn-RequestId", request_id)
         handler.end_headers()
         try:
-            for frame in reply.frames(started, self.model.wait):
+            for frame in reply.frames(started, self.model.wait, lambda: self.model.delta_sent(request_id)):
                 if frame is None:  # a "drop" fault: cut the connection mid-stream, no terminating chunk
                     handler.close_connection = True
                     with contextlib.suppress(OSError):

@@ -49,9 +49,11 @@ class StreamReply:
             return self.stop_reason
         return f"break:{self.cut[1]}" if self.cut[1] else "drop"
 
-    def frames(self, started: float, wait: Callable[[float], Any]) -> Iterator[bytes | None]:
+    def frames(self, started: float, wait: Callable[[float], Any],
+               on_delta: Callable[[], Any] | None = None) -> Iterator[bytes | None]:
         """The event-stream messages in order, waiting between them; None means: cut the connection now.
-        `started` (time.monotonic()) is when the request arrived, for metrics.latencyMs."""
+        `started` (time.monotonic()) is when the request arrived, for metrics.latencyMs. `on_delta` runs once a
+        delta has been taken (written) by the caller, before the next wait."""
         yield eventstream.event("messageStart", _padded({"role": "assistant"}))
         for sent in range(len(self.chunks) + 1):
             if self.stall is not None and min(self.stall[0], len(self.chunks)) == sent:
@@ -66,6 +68,8 @@ class StreamReply:
             yield eventstream.event(
                 "contentBlockDelta", _padded({"contentBlockIndex": 0, "delta": {"text": self.chunks[sent]}})
             )
+            if on_delta is not None:
+                on_delta()
         yield eventstream.event("contentBlockStop", _padded({"contentBlockIndex": 0}))
         yield eventstream.event("messageStop", _padded({"stopReason": self.stop_reason}))
         usage = {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens,

@@ -140,3 +140,14 @@ def test_claims_rendered_as_the_authorizer_does():
     ctx = jwt_auth.authorizer_context({"sub": "u", "scope": "a b"})
     assert ctx == {"jwt": {"claims": {"sub": "u", "scope": "a b"}, "scopes": None}}
     assert jwt_auth.authorizer_context({"scope": "a b"}, ["a"])["jwt"]["scopes"] == ["a", "b"]
+
+
+def test_given_the_dev_jwks_then_it_verifies_dev_tokens_by_their_kid_and_nothing_signed_otherwise():
+    # What chatkeep dev serves at /_local/jwks.json, for the realtime function (chatkeep.realtime.tokens).
+    (key,) = jwt_auth.dev_jwks()["keys"]
+    signing = pyjwt.PyJWK(key)
+    good = token()
+    assert pyjwt.get_unverified_header(good)["kid"] == key["kid"] == jwt_auth.DEV_KEY_ID
+    assert pyjwt.decode(good, signing.key, algorithms=["HS256"], audience=AUD)["sub"] == "u1"
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(token(secret="another-secret"), signing.key, algorithms=["HS256"], audience=AUD)

@@ -205,3 +205,11 @@ def test_the_real_template_loads():
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         assert set(tpl.create_tables(client, t)) == set(tpl.tables(t))
+
+
+def test_given_sams_alias_reference_when_resolved_then_it_is_the_function_arn_qualified_by_the_alias():
+    t = tpl.load_template(REPO / "template.yaml")
+    resolver = tpl.Resolver(t)
+    assert resolver.resolve({"Ref": "RealtimeFunction.Alias"}) == tpl.function_arn("RealtimeFunction") + ":live"
+    with pytest.raises(tpl.UnresolvableError):
+        resolver.resolve({"Ref": "ChatTable.Alias"})
