@@ -225,7 +225,6 @@ def _check_table(
     ttl: str | None,
     stream: str | None,
     pitr: bool,
-    retain: bool = True,
 ) -> list[str]:
     v: list[str] = []
     res = t.get("Resources", {}).get(table)
@@ -233,8 +232,8 @@ def _check_table(
         return [f"{table} is not an AWS::DynamoDB::Table"]
     p = res.get("Properties") or {}
     for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
-        if res.get(policy) != ("Retain" if retain else "Delete"):
-            v.append(f"{table}: {policy} is not {'Retain' if retain else 'Delete'}")
+        if res.get(policy) != "Retain":
+            v.append(f"{table}: {policy} is not Retain")
     if p.get("BillingMode") != "PAY_PER_REQUEST":
         v.append(f"{table}: not on-demand (PAY_PER_REQUEST)")
     if _keys(p.get("KeySchema")) != keys:
@@ -296,7 +295,7 @@ def check_tables(t: dict[str, Any]) -> list[str]:
             pitr=False,
         )
         + _check_table(t, "IdempotencyTable", [("id", "HASH")], {}, ttl="expiration", stream=None, pitr=False)
-        # Ephemeral (connections live at most 2 h): TTL, deleted with the stack; subscribers by topic.
+        # Ephemeral (connections live at most 2 h): TTL, subscribers by topic.
         + _check_table(
             t,
             "ConnectionsTable",
@@ -305,7 +304,6 @@ def check_tables(t: dict[str, Any]) -> list[str]:
             ttl="expires_at",
             stream=None,
             pitr=False,
-            retain=False,
         )
     )
 
