@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from chatkeep_local.testing import LocalApiProcess
+from chatkeep_local.testing import LocalApiProcess, write_sample_app
 from chatkeep_local.websocket_sample import write_websocket_sample_app
 from websockets.sync.client import connect
 
@@ -42,5 +42,17 @@ def test_chatkeep_dev_serves_the_templates_websocket_api(dev_with_websocket):
         client.get_connection(ConnectionId="AAAAAAAAAAAAAAA=")
 
 
-def test_without_a_websocket_api_chatkeep_dev_reports_it_disabled(local_api):
-    assert local_api.health()["websocket"] == {"enabled": False}
+def test_without_a_websocket_api_chatkeep_dev_reports_it_disabled(tmp_path):
+    api = LocalApiProcess(write_sample_app(tmp_path), log_path=tmp_path / "chatkeep-dev.log",
+                          extra_args=["--no-stream"])
+    api.start()
+    try:
+        assert api.health()["websocket"] == {"enabled": False}
+    finally:
+        api.stop()
+
+
+def test_given_the_repositorys_template_then_chatkeep_dev_serves_its_live_updates_api_at_ws(local_api):
+    websocket = local_api.health()["websocket"]
+    assert websocket["enabled"] is True and websocket["url"].endswith("/ws")
+    assert websocket["routes"] == ["$connect", "$default", "$disconnect"]

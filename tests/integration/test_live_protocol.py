@@ -293,3 +293,14 @@ def test_given_a_closed_socket_when_disconnected_then_its_records_are_forgotten(
         assert len(items_of(live, connection_id)) == 2
         client.close()
     live.wait_for(lambda: items_of(live, connection_id) == [], "$disconnect forgot the connection")
+
+
+def test_given_a_subscription_posted_to_the_http_api_then_400_naming_the_websocket(dynamodb, session_id):
+    from chatkeep.graphql.server import handle
+    from chatkeep_local.harness import claims_for, http_event
+
+    response = handle(http_event("POST", "/graphql", body={"query": SESSION_QUERY, "variables": {"s": session_id}},
+                                 claims=claims_for("alice")))
+    error = json.loads(response["body"])["errors"][0]
+    assert response["statusCode"] == 400 and error["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in error["message"]

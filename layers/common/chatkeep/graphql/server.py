@@ -224,6 +224,9 @@ def handle(event: dict[str, Any], service: Any = None) -> dict[str, Any]:
         if operation_name is not None and not isinstance(operation_name, str):
             raise _HttpError(400, "'operationName' must be a string", "BAD_REQUEST")
         digest, document = _resolve_document(data, settings.enable_introspection)
+        if _is_subscription(document, operation_name):
+            raise _HttpError(400, "subscriptions are served over the WebSocket API (graphql-transport-ws, stack "
+                             "output WebSocketUrl), not POST /graphql", "BAD_REQUEST")
         _cache.check_cost(digest, document, variables)
     except _HttpError as error:
         return _refusal(error.status, error.message, error.code)
@@ -253,6 +256,14 @@ class _DropErrors(logging.LoggerAdapter):
 
 
 _QUIET_EXECUTION_LOG = _DropErrors(logger, {})
+
+
+def _is_subscription(document: DocumentNode, operation_name: str | None) -> bool:
+    from graphql import OperationType
+    from graphql.utilities import get_operation_ast
+
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
 
 def _no_validation(*_args: Any, **_kwargs: Any) -> list[GraphQLError]:

@@ -73,6 +73,7 @@ def prepare(principal: Principal, payload: dict[str, Any], service: Any) -> Prep
 
     try:
         doc = document(payload["query"])
+        _documents.check_cost(hashlib.sha256(payload["query"].encode()).hexdigest(), doc, payload.get("variables"))
     except server.Refused as refused:
         return Prepared(errors=[format_error(e) for e in refused.errors])
     operation_name = payload.get("operationName")
