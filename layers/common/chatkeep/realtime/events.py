@@ -22,7 +22,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from chatkeep.graphql.resolvers import message_dict, session_dict
 from chatkeep.models import Message, ReplyStatus, Session
 from chatkeep.repository import keys
 from chatkeep.repository.codec import attr_value
@@ -42,19 +41,44 @@ def topic(kind: str, workspace_id: str, entity_id: int) -> str:
 
 @dataclass(slots=True)
 class LiveEvent:
+    """One event of a topic: `on` names the subscription field (SESSION: onTodoChatMessage, TODO:
+    onTodoChatSessions), `kind` its kind, with the message or session it carries."""
+
     topic: str
-    root: dict[str, Any]  # the subscription field's value (snake_case: the schema converts names)
+    on: str
+    kind: str
+    message: Message | None = None
+    session: Session | None = None
+    delta: str | None = None
+    offset: int | None = None
+    truncated: bool = False  # message.content was cut to fit a WebSocket message (chatkeep.realtime.shaping)
     owner: str | None = None  # the session's owner, when known: a user subscriber must be it
     completes: bool = False  # the topic ends with this event (its subscriptions complete)
-    key: str = ""  # what the event is about, for logs and tests ("message 12", "session 7 renamed")
+
+    @property
+    def key(self) -> str:
+        """What the event is about, for logs and tests ("MESSAGE_CREATED 12", "SESSION_RENAMED 7")."""
+        subject = self.message.id if self.message else self.session.id if self.session else "?"
+        return f"{self.kind} {subject}"
+
+    def root(self) -> dict[str, Any]:
+        """The subscription field's value (snake_case: the schema converts names). Built when a subscriber's
+        document is executed only: the GraphQL shapes (and ariadne) are not imported for a topic nobody follows."""
+        from chatkeep.graphql.resolvers import message_dict, session_dict
+
+        session = session_dict(self.session) if self.session else None
+        if self.on == TODO:
+            assert self.session is not None
+            return {"kind": self.kind, "todo_id": self.session.container_id, "session": session,
+                    "truncated": self.truncated}
+        sid = self.message.session_id if self.message else self.session.id if self.session else 0
+        return {"kind": self.kind, "session_id": sid, "message": message_dict(self.message) if self.message else None,
+                "delta": self.delta, "offset": self.offset, "session": session, "truncated": self.truncated}
 
 
 def message_event(kind: str, message: Message, *, delta: str | None = None, offset: int | None = None) -> LiveEvent:
-    return LiveEvent(
-        topic=topic(SESSION, message.workspace_id, message.session_id),
-        root={"kind": kind, "session_id": message.session_id, "message": message_dict(message), "delta": delta,
-              "offset": offset, "session": None, "truncated": False},
-        key=f"{kind} {message.id}")
+    return LiveEvent(topic=topic(SESSION, message.workspace_id, message.session_id), on=SESSION, kind=kind,
+                     message=message, delta=delta, offset=offset)
 
 
 def reply_chunk(reply: Message, text: str, delta: str, offset: int) -> LiveEvent:
@@ -64,16 +88,9 @@ def reply_chunk(reply: Message, text: str, delta: str, offset: int) -> LiveEvent
 
 def session_event(kind: str, session: Session, *, on: str) -> LiveEvent:
     """A session event on the session's own topic (`on` SESSION) or its todo's (TODO)."""
-    data = session_dict(session)
-    if on == SESSION:
-        root = {"kind": kind, "session_id": session.id, "message": None, "delta": None, "offset": None,
-                "session": data, "truncated": False}
-        where = topic(SESSION, session.workspace_id, session.id)
-    else:
-        root = {"kind": kind, "todo_id": session.container_id, "session": data, "truncated": False}
-        where = topic(TODO, session.workspace_id, session.container_id)
-    return LiveEvent(topic=where, root=root, owner=session.owner,
-                     completes=on == SESSION and kind == "SESSION_DELETED", key=f"{kind} {session.id}")
+    where = topic(on, session.workspace_id, session.id if on == SESSION else session.container_id)
+    return LiveEvent(topic=where, on=on, kind=kind, session=session, owner=session.owner,
+                     completes=on == SESSION and kind == "SESSION_DELETED")
 
 
 def of_record(record: dict[str, Any]) -> list[LiveEvent]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from chatkeep import clock
 from chatkeep.models import Subscription
 from chatkeep.observability import logger
-from chatkeep.realtime import protocol, shaping
+from chatkeep.realtime import protocol
 from chatkeep.realtime.events import LiveEvent
 from chatkeep.realtime.push import Pushed, Pusher
 from chatkeep.repository.connections import ConnectionStore
@@ -114,7 +114,9 @@ class Publisher:
 
     def _shape(self, events: list[LiveEvent], known: dict[str, list[Subscription]],
                done: Delivery) -> tuple[dict[str, list[bytes]], list[tuple[str, str]], set[str]]:
+        # Imported here: GraphQL (ariadne, the schema) is for events someone follows.
         from chatkeep.graphql.server import Refused
+        from chatkeep.realtime import shaping
         from chatkeep.realtime.subscriptions import document
 
         now = clock.now()

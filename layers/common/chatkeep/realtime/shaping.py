@@ -9,7 +9,7 @@ document repeating huge fields through aliases), the payload is an error PAYLOAD
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -28,9 +28,12 @@ class EventContext:
 
     def __init__(self, event: LiveEvent) -> None:
         self.event = event
+        self._root: dict[str, Any] | None = None
 
     def subscription_root(self, _kind: str, _entity_id: int) -> dict[str, Any]:
-        return self.event.root
+        if self._root is None:
+            self._root = self.event.root()
+        return self._root
 
 
 def _dumps(value: Any) -> bytes:
@@ -45,21 +48,18 @@ def _execute(event: LiveEvent, document: Any, variables: dict[str, Any] | None, 
     payload: dict[str, Any] = {"data": result.data}
     if result.errors:
         payload["errors"] = [format_error(e) for e in result.errors]
-    if event.root.get("truncated"):
+    if event.truncated:
         payload["extensions"] = {"truncated": True}
     return _dumps(payload)
 
 
 def _cut(event: LiveEvent, keep: float) -> LiveEvent | None:
     """The event with its message text cut to `keep` of its length (None: nothing left to cut)."""
-    message = event.root.get("message")
-    if not isinstance(message, dict) or not message.get("message"):
+    message = event.message
+    if message is None or not message.content:
         return None
-    text = message["message"]
-    root = copy.copy(event.root)
-    root["message"] = {**message, "message": text[: int(len(text) * keep)]}
-    root["truncated"] = True
-    return LiveEvent(topic=event.topic, root=root, owner=event.owner, completes=event.completes, key=event.key)
+    shorter = dataclasses.replace(message, content=message.content[: int(len(message.content) * keep)])
+    return dataclasses.replace(event, message=shorter, truncated=True)
 
 
 def payload(event: LiveEvent, document: Any, variables: dict[str, Any] | None, operation: str | None) -> bytes:
