@@ -118,9 +118,8 @@ def test_given_a_bad_token_when_a_websockets_client_initialises_then_the_close_n
 
 
 def test_given_apollo_client_4_with_graphql_ws_link_when_a_message_is_posted_over_rest_then_it_gets_the_reply(
-        request):
-    node = require_node()  # before starting the runtime
-    local_api = request.getfixturevalue("local_api")
+        local_api):
+    node = require_node()
     session = agent_session(local_api)
     env = {**os.environ, "BASE_URL": local_api.base_url, "WS_URL": local_api.health()["websocket"]["url"],
            "TOKEN": session.token, "SESSION_ID": str(session.number)}
