@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import Any
 
 from chatkeep import clock
 from chatkeep.models import Subscription
@@ -169,6 +170,28 @@ class Publisher:
         return connection_id, pushed, failed, False
 
 
+def publish_records(records: Iterable[dict[str, Any]]) -> Delivery:
+    """The stream processor's live updates: the events of these chat table stream records (chatkeep.realtime.events)
+    to their subscribers. Never raises: a record whose events cannot be read, a dead connection or a failed push is
+    logged and counted (`failed`), not retried (docs/live-updates.md, "Delivery")."""
+    from chatkeep.realtime.events import of_record
+
+    try:
+        events = []
+        for record in records:
+            try:
+                events += of_record(record)
+            except Exception:  # noqa: BLE001 - an unreadable image: no event for it
+                logger.warning("no live event for a stream record", exc_info=True)
+        publisher = default_publisher()
+        if not events or publisher is None:
+            return Delivery()
+        return publisher.publish(events)
+    except Exception:  # noqa: BLE001 - e.g. the connections table throttled: these updates are lost
+        logger.exception("live updates not published")
+        return Delivery(failed=1)
+
+
 _publisher: Publisher | None = None
 
 
@@ -186,4 +209,4 @@ def reset() -> None:
     _publisher = None
 
 
-__all__ = ["Delivery", "Publisher", "default_publisher", "reset"]
+__all__ = ["Delivery", "Publisher", "default_publisher", "publish_records", "reset"]

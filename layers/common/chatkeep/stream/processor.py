@@ -241,34 +241,19 @@ class CoalescingBatchProcessor(BatchProcessor):
         return results
 
     def _publish(self, records: list[dict[str, Any]]) -> None:
-        """Live updates to the subscribers of what these records changed (chatkeep.realtime.events). Never fails
-        the batch: a record whose events cannot be read, a dead connection or a failed push is logged and counted,
-        not retried (docs/live-updates.md, "Delivery")."""
+        """Live updates of what these records changed (chatkeep.realtime.publisher.publish_records: never fails the
+        batch, counted here)."""
         from chatkeep.settings import get_settings
 
         if not records or not get_settings().live_updates:
             return
-        try:
-            from chatkeep.realtime.events import of_record
-            from chatkeep.realtime.publisher import default_publisher
+        from chatkeep.realtime.publisher import publish_records
 
-            events = []
-            for record in records:
-                try:
-                    events += of_record(record)
-                except Exception:  # noqa: BLE001 - an unreadable image: no event for it
-                    logger.warning("no live event for a stream record", exc_info=True)
-            publisher = default_publisher()
-            if not events or publisher is None:
-                return
-            done = publisher.publish(events)
-            self.stats.live_events += done.events
-            self.stats.live_pushes += done.pushes
-            self.stats.live_gone += done.gone
-            self.stats.live_failed += done.failed
-        except Exception:  # noqa: BLE001 - e.g. the connections table throttled: these updates are lost
-            logger.exception("live updates not published")
-            self.stats.live_failed += 1
+        done = publish_records(records)
+        self.stats.live_events += done.events
+        self.stats.live_pushes += done.pushes
+        self.stats.live_gone += done.gone
+        self.stats.live_failed += done.failed
 
     def _run(
         self, plans: list[SessionPlan], causes: dict[int, BaseException]
