@@ -221,6 +221,7 @@ def test_given_connection_records_past_their_ttl_then_fan_out_skips_them_and_the
     with live.connect(live.token("alice")) as client:
         client.subscribe("1", SESSION_QUERY, {"s": sid})
         item = live.subscribed("1")
+    live.wait_for(lambda: live.subscription_items() == [], "$disconnect forgot the closed socket's subscription")
     store = ConnectionStore()
     # The socket is closed but suppose its $disconnect was lost: the records stay until they expire.
     store.open("lost0000000000==", connected_at=clock.now(), expires_at=int(clock.now()) + 2 * 3600 + 300)
