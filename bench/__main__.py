@@ -7,17 +7,15 @@ bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import sys
 import time
-import warnings
 from typing import Any
 
 from bench import report as results_report
-from bench.common import RESULTS, moto_tables, print_table
+from bench.common import RESULTS, moto_tables, print_table, quiet
 
 SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper", "live")
 PARTS = RESULTS / "parts"
@@ -63,25 +61,6 @@ def _write_markdown(report: dict[str, Any], only: list[str], quick: bool) -> Non
     full_run = not quick and set(only) == set(SECTIONS)
     for path in results_report.write(report, full_run=full_run):
         print(f"wrote {path}")
-
-
-@contextlib.contextmanager
-def quiet() -> Any:
-    """The handlers' JSON log lines and EMF flushes go to stdout: keep them out of the tables."""
-    import logging
-
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
-    handlers = [h for name in ("chatkeep", "") for h in logging.getLogger(name).handlers
-                if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(devnull) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(devnull), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for h, s in zip(handlers, streams, strict=True):
-            h.setStream(s)
-        devnull.close()
 
 
 def requests_section() -> dict[str, Any]:

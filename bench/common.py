@@ -3,12 +3,14 @@ events, a botocore request counter, statistics and table printing."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import statistics
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,33 @@ def print_table(title: str, headers: list[str], rows: list[list[Any]], note: str
     text = "\n".join(lines)
     print(text, flush=True)
     return text
+
+
+def _stream_handlers() -> list[logging.StreamHandler]:  # type: ignore[type-arg]
+    return [h for name in ("chatkeep", "") for h in logging.getLogger(name).handlers
+            if isinstance(h, logging.StreamHandler)]
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """The handlers' JSON log lines and EMF flushes go to stdout: keep them out of the tables. A logger first built
+    while this is on (Powertools binds sys.stdout when it builds its handler) is pointed back at the real stdout on
+    the way out, so it never writes to, or flushes, the closed stand-in."""
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    saved = {}
+    for handler in _stream_handlers():
+        if getattr(handler.stream, "closed", False):  # left bound to an earlier stand-in: no flush of it
+            handler.stream = sys.stdout
+        saved[handler] = handler.setStream(devnull)
+    try:
+        with redirect_stdout(devnull), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for handler in _stream_handlers():
+            if handler in saved:
+                handler.setStream(saved[handler])
+            elif handler.stream is devnull:
+                handler.stream = sys.stdout
+        devnull.close()
+

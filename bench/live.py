@@ -320,7 +320,7 @@ def live_section(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    from bench.__main__ import quiet
+    from bench.common import quiet
 
     with quiet():
         result = live_section("--quick" in sys.argv)

@@ -12,12 +12,10 @@ declaring no parameters (it never reads the query, header or body) is printed be
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import itertools
 import json
-import logging
 import os
 import re
 import sys
@@ -27,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import ROOT, LambdaContext, median, moto_tables, print_table
+from bench.common import ROOT, LambdaContext, median, moto_tables, print_table, quiet
 from bench.ops import Scenario, World, scenarios
 
 ROUNDS = 11
@@ -125,21 +123,6 @@ def _rest_route_model(event: dict[str, Any], status: int) -> tuple[Any, Any]:
     raise LookupError(f"no route for {method} {path}")
 
 
-@contextlib.contextmanager
-def _silenced() -> Any:
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
-    handlers = [h for name in ("chatkeep", "") for h in logging.getLogger(name).handlers
-                if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(devnull) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(devnull):
-            yield
-    finally:
-        for h, s in zip(handlers, streams, strict=True):
-            h.setStream(s)
-        devnull.close()
-
-
 def _cpu_per_call(fn: Callable[[], Any], n: int) -> float:
     start = time.process_time()
     for _ in range(n):
@@ -168,7 +151,7 @@ def run(rounds: int = ROUNDS, iterations: int = ITERATIONS) -> dict[str, Any]:
     cases = []
     with moto_tables(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with _silenced():
+        with quiet():
             world = World()
             for scenario in scenarios():
                 if scenario.guide and (scenario.api == "graphql" or _rest_ok()):
@@ -187,7 +170,7 @@ def _time(cases: list[tuple[Scenario, dict[str, Any]]], rounds: int, iterations:
     rows = []
     original = aws.dynamodb
     try:
-        with _silenced():
+        with quiet():
             for scenario, case in cases:
                 fake = Replay(case["recorded"])
                 aws.dynamodb = lambda fake=fake: fake
