@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from chatkeep import aws
 from chatkeep.errors import ServiceUnavailable
+from chatkeep.repository.errors import translate_error
 from chatkeep.settings import Settings, get_settings
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's limit per BatchWriteItem (moto accepts more: enforce it here)
@@ -61,6 +62,16 @@ class TableAccess:
     @property
     def client(self) -> Any:
         return self._client or aws.dynamodb()
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        """One DynamoDB call; what is left of a failure after botocore's retries, in domain terms."""
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except Exception as exc:
+            translated = translate_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def batch_write(self, requests: Sequence[dict[str, Any]]) -> int:
         return batch_write(self.table_name, requests, client=self.client, sleep=self._sleep)

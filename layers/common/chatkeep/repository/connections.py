@@ -24,7 +24,7 @@ from chatkeep.models import Connection, Subscription
 from chatkeep.repository import keys
 from chatkeep.repository.batch import TableAccess
 from chatkeep.repository.codec import from_item, to_av, to_item
-from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item, translate_error
+from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
 
 BY_TOPIC_INDEX = "by_topic"
 LIVE, COMPLETED = "live", "completed"
@@ -73,14 +73,6 @@ def subscription_from_item(item: dict[str, Any]) -> Subscription:
 class ConnectionStore(TableAccess):
     settings_table = "connections_table_name"
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except Exception as exc:
-            translated = translate_error(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     # ------------------------------------------------------------------ the connection
 

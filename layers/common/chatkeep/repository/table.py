@@ -20,7 +20,6 @@ from chatkeep.errors import (
 from chatkeep.models import Message, Session
 from chatkeep.repository.batch import MAX_ATTEMPTS, TableAccess, backoff_delay
 from chatkeep.repository.codec import from_item, to_av
-from chatkeep.repository.errors import translate_error
 from chatkeep.repository.items import message_items, session_from_item, session_key
 
 GSI1 = "gsi1"  # containers' sessions by activity, agents by slug
@@ -28,16 +27,6 @@ GSI1 = "gsi1"  # containers' sessions by activity, agents by slug
 
 class ChatTable(TableAccess):
     settings_table = "chat_table_name"
-
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """One DynamoDB call; what is left of a failure after botocore's retries, in domain terms."""
-        try:
-            return getattr(self.client, operation)(**kwargs)
-        except Exception as exc:
-            translated = translate_error(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     def _already_written(self, pk: str, sk: str, expected: dict[str, Any]) -> bool:
         """After a refused `attribute_not_exists` Put of a fresh random id: is the item there ours? botocore
