@@ -13,6 +13,8 @@ duration. Numbers are medians over rounds."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.common import RequestCounter, median, moto_tables, print_table
@@ -87,34 +89,44 @@ def _turn(service: Any, runner: Any, user: Any, agent: Any, counter: RequestCoun
     return result, writes, reads
 
 
-def agents_section(quick: bool = False) -> dict[str, Any]:
+@contextmanager
+def _standin_turns(config: Any, system_prompt: str | None = None) -> Iterator[tuple[Any, Any, Any, RequestCounter]]:
+    """The stand-in served with `config`, moto tables, a runner and a bedrock agent: (service, runner, agent,
+    request counter)."""
     import os
 
-    from chatkeep_local.bedrock_standin import StandInConfig, StandInModel
+    from chatkeep_local.bedrock_standin import StandInModel
 
-    rounds = 5 if quick else 15
-    out: dict[str, Any] = {}
-    tables: list[str] = []
-    # 1) time to first token, warm (chunk delay 0: the stand-in answers at once)
-    model = StandInModel(StandInConfig(chunk_delay_s=0.0))
-    server = model.serve()
+    server = StandInModel(config).serve()
     os.environ["BEDROCK_ENDPOINT_URL"] = server.endpoint_url
     try:
         with moto_tables():
             counter = RequestCounter()
             service, runner = _setup_turns(counter)
-            user, bot = _principals()
-            agent = service.create_agent(bot, slug="bench", name="Bench", provider="bedrock", model=MODEL,
-                                         system_prompt="Be brief.")
-            _turn(service, runner, user, agent, counter)  # warm: clients, connections
-            direct = _direct_first_token(rounds)
-            ttft, requests_before = [], []
-            for _ in range(rounds):
-                result, writes, reads = _turn(service, runner, user, agent, counter)
-                ttft.append(result.time_to_first_token_ms)
-                requests_before.append(reads + 1)  # + the begin write
+            agent = service.create_agent(_principals()[1], slug="bench", name="Bench", provider="bedrock",
+                                         model=MODEL, system_prompt=system_prompt)
+            yield service, runner, agent, counter
     finally:
         server.close()
+
+
+def agents_section(quick: bool = False) -> dict[str, Any]:
+    from chatkeep_local.bedrock_standin import StandInConfig
+
+    rounds = 5 if quick else 15
+    out: dict[str, Any] = {}
+    tables: list[str] = []
+    # 1) time to first token, warm (chunk delay 0: the stand-in answers at once)
+    with _standin_turns(StandInConfig(chunk_delay_s=0.0), system_prompt="Be brief.") as (service, runner, agent,
+                                                                                          counter):
+        user, _ = _principals()
+        _turn(service, runner, user, agent, counter)  # warm: clients, connections
+        direct = _direct_first_token(rounds)
+        ttft, requests_before = [], []
+        for _ in range(rounds):
+            result, writes, reads = _turn(service, runner, user, agent, counter)
+            ttft.append(result.time_to_first_token_ms)
+            requests_before.append(reads + 1)  # + the begin write
     added = median(ttft) - median(direct)
     rows = [["stand-in called directly (boto3)", median(direct), "-"],
             ["the worker's first token (take turn + reads + call)", median(ttft), median(requests_before)],
@@ -130,18 +142,9 @@ def agents_section(quick: bool = False) -> dict[str, Any]:
     rows, series = [], []
     for seconds in durations:
         chunks = 10  # the stand-in's reply is ~100 characters: at most a few dozen chunks; the delay sets the time
-        model = StandInModel(StandInConfig(chunk_delay_s=seconds / chunks, chunks=chunks))
-        server = model.serve()
-        os.environ["BEDROCK_ENDPOINT_URL"] = server.endpoint_url
-        try:
-            with moto_tables():
-                counter = RequestCounter()
-                service, runner = _setup_turns(counter)
-                user, bot = _principals()
-                agent = service.create_agent(bot, slug="bench", name="Bench", provider="bedrock", model=MODEL)
-                result, writes, reads = _turn(service, runner, user, agent, counter, history=1)
-        finally:
-            server.close()
+        with _standin_turns(StandInConfig(chunk_delay_s=seconds / chunks, chunks=chunks)) as (service, runner,
+                                                                                               agent, counter):
+            result, writes, reads = _turn(service, runner, _principals()[0], agent, counter, history=1)
         streamed = result.duration_ms / 1000
         goal = 3 + streamed
         rows.append([f"{seconds:.1f} s reply ({chunks} chunks)", streamed, writes, reads, round(goal, 1),
