@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="agent turns call real Amazon Bedrock with your AWS credentials (default: the stand-in)")
     dev.add_argument("--log-level", default=os.environ.get("CHATKEEP_LOCAL_LOG_LEVEL", "INFO"))
     dev.add_argument("--metrics", action="store_true", help="print the functions' EMF metric documents")
+    dev.add_argument("--inline", action="store_true",
+                     help="every function and the embedded DynamoDB in this one process (a debugger; less faithful)")
 
     inv = sub.add_parser("invoke", help="run one function of template.yaml on events, as `sam local invoke` does, "
                                         "without Docker; prints the handler's result as JSON")
@@ -226,6 +228,7 @@ def _dev(args: argparse.Namespace) -> int:
         ws_port=args.ws_port,
         bedrock=args.bedrock,
         metrics=args.metrics,
+        inline=args.inline,
     )
     return run_dev(options)
 

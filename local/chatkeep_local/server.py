@@ -8,15 +8,12 @@ import errno
 import json
 import logging
 import os
-import re
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +21,10 @@ from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
 from chatkeep_local.harness import reset_caches
+from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.queues import LocalQueues
+from chatkeep_local.recorder import EventRecorder
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
 from chatkeep_local.ttl import TtlSweeper
 from chatkeep_local.websocket_template import websocket_apis
@@ -59,6 +58,9 @@ class DevOptions:
     ws_port: int | None = None  # the WebSocket API's port, if the template has one (None: port + 1)
     bedrock: bool = False  # agent turns call real Amazon Bedrock with the caller's credentials (bedrock_proxy)
     metrics: bool = False  # print the functions' EMF metric documents (off: POWERTOOLS_METRICS_DISABLED=true)
+    # Every function, the stream consumer and moto in this one process (a debugger steps through all of it); less
+    # faithful than the default (docs/local-runtime.md).
+    inline: bool = False
 
 
 class PortUnavailable(RuntimeError):
@@ -68,42 +70,6 @@ class PortUnavailable(RuntimeError):
     def __init__(self, host: str, port: int, why: str, free: int, option: str = "--port"):
         super().__init__(f"port {port} on {host} {why}")
         self.host, self.port, self.why, self.free, self.option = host, port, why, free, option
-
-
-class EventRecorder:
-    """--record-events DIR: every event built, as JSON, with the bearer token replaced."""
-
-    PLACEHOLDER = "Bearer <token>"
-
-    def __init__(self, directory: str | Path):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def _next(self) -> int:
-        with self._lock:
-            self._n += 1
-            return self._n
-
-    def api(self, event: dict[str, Any], function: str) -> None:
-        event = json.loads(json.dumps(event))
-        headers = event.get("headers") or {}
-        for name in list(headers):
-            if name in ("authorization",):
-                headers[name] = self.PLACEHOLDER
-        slug = re.sub(r"[^A-Za-z0-9]+", "_", event.get("routeKey", "route")).strip("_")
-        path = self.dir / f"{self._next():05d}-api-{function}-{slug}.json"
-        path.write_text(json.dumps(event, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-    def stream(self, event: dict[str, Any], function: str) -> None:
-        kinds = "_".join(sorted({r.get("eventName", "") for r in event.get("Records", [])}))
-        path = self.dir / f"{self._next():05d}-stream-{function}-{kinds}.json"
-        path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
-
-    def sqs(self, event: dict[str, Any], function: str) -> None:
-        path = self.dir / f"{self._next():05d}-sqs-{function}-{len(event.get('Records', []))}.json"
-        path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
 
 
 class LocalRuntime:
@@ -131,7 +97,7 @@ class LocalRuntime:
         self.poller: StreamPoller | None = None
         self.sweeper: TtlSweeper | None = None
         self.dlq: LocalDlq | None = None
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: HttpFront | None = None
         self.clock: Any = None
         self.model: Any = None  # the Bedrock stand-in (chatkeep_local.bedrock_standin.StandInModel)
         self.bedrock_proxy: Any = None
@@ -176,7 +142,7 @@ class LocalRuntime:
     def _listen(self) -> None:
         host, port = self.options.host, self.options.port
         try:
-            self.httpd = _Server((host, port), _Handler)
+            self.httpd = HttpFront((host, port), FrontHandler)
         except OSError as exc:
             raise _unavailable(exc, host, port, "--port") from None
         self.httpd.runtime = self
@@ -438,12 +404,12 @@ class LocalRuntime:
             status, hdrs, data = self.cors.preflight(lower)
             return status, hdrs, data, "cors"
         if len(body) > apigw.PAYLOAD_LIMIT_BYTES:
-            return (*_with_list(apigw.TOO_LARGE), "-")
+            return (*with_list(apigw.TOO_LARGE), "-")
         match = self.router.match(method, raw_path)
         if match is None:
             if raw_path == self.graphql_path and explorer.wants_page(method, lower):
                 return (*explorer.page(self.url + raw_path, self.dev_token(), self.introspection), "explorer")
-            return (*_with_list(apigw.NOT_FOUND), "-")
+            return (*with_list(apigw.NOT_FOUND), "-")
         route = match.route
         fn = route.function
         authorizer_ctx = None
@@ -487,10 +453,10 @@ class LocalRuntime:
                 raise apigw.InvalidResponse(f"response of {len(data)} bytes exceeds Lambda's 6 MB limit")
         except apigw.InvalidResponse as exc:
             log.error("%s: invalid Lambda response for %s: %s", fn, route.route_key, exc)
-            status, hdrs, data = _with_list(apigw.INTERNAL_ERROR)
+            status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
         except Exception:
             log.error("%s: unhandled error for %s\n%s", fn, route.route_key, traceback.format_exc())
-            status, hdrs, data = _with_list(apigw.INTERNAL_ERROR)
+            status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
         elapsed = time.perf_counter() - started
         limit_s = min(route.timeout_ms / 1000, apigw.INTEGRATION_TIMEOUT_S)
         if elapsed > limit_s:
@@ -609,123 +575,4 @@ def _prune_moto_shard_iterators(keep: int = 1000) -> None:
                 iterators.pop(arn, None)
 
 
-def _with_list(resp: tuple[int, Mapping[str, str], bytes]) -> tuple[int, list[tuple[str, str]], bytes]:
-    status, headers, body = resp
-    return status, list(headers.items()), body
-
-
-BAD_REQUEST = (400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
-_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-
-class _BadFraming(Exception):
-    """The request's body cannot be delimited (a Content-Length or chunk size that is not a number, a chunk cut
-    short): API Gateway answers 400 and closes the connection, and so does the local runtime."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # the API's bursts plus the functions' own model streams on the same port
-    runtime: LocalRuntime
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # TCP_NODELAY: a streamed answer is many small writes; with Nagle's algorithm each one after the first waits
-    # for the client's delayed ACK (~40 ms) on a kept-alive connection. AWS's endpoints flush every event.
-    disable_nagle_algorithm = True
-    server: _Server
-
-    def version_string(self) -> str:
-        return "chatkeep-local"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        pass  # one line per request is logged by _serve (without query values or headers)
-
-    def _read_body(self) -> bytes | None:
-        """The request body; None when it is over API Gateway's payload limit; _BadFraming when it cannot be
-        delimited."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
-        if not lengths:
-            return b""
-        length_text = lengths.pop()
-        if lengths or not _CONTENT_LENGTH.fullmatch(length_text):  # "abc", "-1", "+5", two different lengths
-            raise _BadFraming
-        length = int(length_text)
-        if length > apigw.PAYLOAD_LIMIT_BYTES:
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes | None:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size_text = self.rfile.readline(1024).split(b";", 1)[0].strip()  # chunk extensions are ignored
-            if not _CHUNK_SIZE.fullmatch(size_text):  # "zz", "-1", an empty line, the connection closed
-                raise _BadFraming
-            size = int(size_text, 16)
-            if size == 0:
-                while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailer fields, then a blank line
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > apigw.PAYLOAD_LIMIT_BYTES:
-                return None
-            chunk = self.rfile.read(size)
-            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise _BadFraming
-            chunks.append(chunk)
-
-    def _serve(self) -> None:
-        started = time.perf_counter()
-        runtime = self.server.runtime
-        if runtime.model_http is not None and runtime.model_http.owns(self.path):
-            status = runtime.model_http.dispatch(self)  # streams its own response (event stream)
-            http_log.info("%s %s %s %.1fms model", self.command, self.path.split("?", 1)[0], status,
-                          (time.perf_counter() - started) * 1000)
-            return
-        fn = "-"
-        try:
-            body = self._read_body()
-            if body is None:
-                status, headers, data = _with_list(apigw.TOO_LARGE)
-                self.close_connection = True
-            else:
-                status, headers, data, fn = runtime.handle(
-                    self.command, self.path, list(self.headers.items()), body, self.client_address[0],
-                    self.request_version,
-                )
-        except _BadFraming:
-            status, headers, data = _with_list(BAD_REQUEST)
-            self.close_connection = True  # what follows on the connection cannot be told from this body
-        except Exception:
-            log.error("local runtime error\n%s", traceback.format_exc())
-            status, headers, data = _with_list(apigw.INTERNAL_ERROR)
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        path_only = self.path.split("?", 1)[0]
-        http_log.info(
-            "%s %s %d %.1fms %s", self.command, path_only, status, (time.perf_counter() - started) * 1000, fn
-        )
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
-
-    def __getattr__(self, name: str) -> Any:
-        # Every method reaches the router, as on API Gateway (TRACE, QUERY, ...: an unknown route is a JSON 404,
-        # never http.server's 501 page).
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
-
-
-__all__ = ["LOCAL_PARAMETER_DEFAULTS", "DevOptions", "EventRecorder", "LocalRuntime", "PortUnavailable"]
+__all__ = ["LOCAL_PARAMETER_DEFAULTS", "DevOptions", "LocalRuntime", "PortUnavailable"]
