@@ -292,8 +292,8 @@ def live_section(quick: bool = False) -> dict[str, Any]:
         "Live updates over chatkeep dev: latency to the subscriber (ms)",
         ["what", "n", "p50", "p95", "max", "goal", "pushes / reply"], rows,
         "Messages: from the REST post's 201 to the MESSAGE_CREATED on the socket, posts at random moments. The "
-        "stream poller reads the stream 4 times a second and waits a polling interval after each batch, like "
-        "Lambda's event source mapping: that wait (0 to 250 ms and more) is most of it; the batch is the stream "
+        "stream poller reads the stream 4 times a second (polls start 250 ms apart), like Lambda's event source "
+        "mapping: the wait for the next poll (0 to 250 ms) is most of it; the batch is the stream "
         "processor's whole invocation (counts, index, fan-out) from chatkeep dev's log. Chunks: from the Bedrock "
         "stand-in's writing of a delta to the REPLY_CHUNK carrying its last character (the worker pushes at once, "
         "then at most every 100 ms).")

@@ -545,6 +545,7 @@ class StreamPoller(threading.Thread):
         self.last_error = {"error": text, "at": datetime.now(UTC).isoformat(), "count": count}
 
     def _loop_once(self) -> None:
+        started = time.monotonic()
         with self._cond:
             requested = self._drain_requested
         draining = requested > self._drain_done
@@ -568,7 +569,9 @@ class StreamPoller(threading.Thread):
         with self._cond:
             if self._drain_requested > self._drain_done:
                 return
-            self._cond.wait(timeout=self.poll_interval)
+            # Polls start poll_interval apart (Lambda: "4 times per second"), so the time a poll and its batch
+            # took is not added to the wait before the next one.
+            self._cond.wait(timeout=max(0.0, self.poll_interval - (time.monotonic() - started)))
 
     def run(self) -> None:
         try:
