@@ -9,6 +9,7 @@ import os
 import sys
 
 from chatkeep_local import jwt_auth, websocket_dev
+from chatkeep_local.moto_process import MotoProcessError
 from chatkeep_local.server import DEV_TOKEN_TTL, DevOptions, LocalRuntime, PortUnavailable
 
 log = logging.getLogger("chatkeep_local")
@@ -59,6 +60,10 @@ def run_dev(options: DevOptions) -> int:
         runtime.start()
     except PortUnavailable as exc:
         print(port_advice(exc), file=sys.stderr)
+        runtime.shutdown()
+        return 1
+    except MotoProcessError as exc:
+        print(f"chatkeep dev: {exc}", file=sys.stderr)
         runtime.shutdown()
         return 1
     if options.print_banner:

@@ -1,5 +1,6 @@
 """`chatkeep dev`: API Gateway (HTTP API) + JWT authorizer + Lambda + DynamoDB (moto) + Streams + TTL
-+ SQS (moto) queues and their Lambda triggers, in one process, from template.yaml. See docs/local-runtime.md."""
++ SQS (moto) queues and their Lambda triggers, from template.yaml; moto in a process of its own
+(chatkeep_local.moto_process) unless --inline. See docs/local-runtime.md."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from chatkeep_local.addresses import http_url
 from chatkeep_local.harness import reset_caches
 from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
+from chatkeep_local.moto_process import InProcessMoto, MotoProcess
 from chatkeep_local.queues import LocalQueues
 from chatkeep_local.recorder import EventRecorder
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
@@ -92,7 +94,9 @@ class LocalRuntime:
         self.invokers = {lid: FunctionInvoker(spec) for lid, spec in self.functions.items()}
         self.recorder = EventRecorder(options.record_events) if options.record_events else None
         self.swept = SweptKeys()
-        self.moto: Any = None
+        self.moto: MotoProcess | InProcessMoto | None = None
+        # moto in its own process (the default) or in this one (--inline: a debugger steps through it all)
+        self.moto_in_process = options.inline
         self.endpoint_url: str | None = options.endpoint_url
         self.poller: StreamPoller | None = None
         self.sweeper: TtlSweeper | None = None
@@ -112,6 +116,7 @@ class LocalRuntime:
     # ------------------------------------------------------------------------------------ start-up
     def start(self) -> None:
         self._listen()  # first: a busy port is one line, before anything is started or created
+        self._spawn_moto()  # next: its interpreter starts while this one reads the template's functions
         self.prepare()
         self._start_stream()
         self._start_ttl()
@@ -122,8 +127,11 @@ class LocalRuntime:
     def start_for_invoke(self) -> None:
         """`chatkeep invoke`: what a function finds when it runs (prepare), the WebSocket API's `@connections`
         endpoint when the template has one, and the model stand-in, on the port of the options (0: any); no
-        stream poller, TTL sweeper or queue poller: one function runs on the events it is given, nothing else."""
+        stream poller, TTL sweeper or queue poller: one function runs on the events it is given, nothing else.
+        moto runs in this process: one invocation at a time shares no GIL, and a short-lived command starts no
+        second interpreter (nor leaves one behind)."""
         self._listen()
+        self.moto_in_process = True
         self.prepare()
         self._start_websocket()
         self._start_model()
@@ -132,6 +140,7 @@ class LocalRuntime:
     def prepare(self) -> None:
         """What a function finds when it runs: DynamoDB with the template's tables, its environment, the layer,
         the queues (`chatkeep invoke` stops here, plus the model stand-in)."""
+        _load_client_models()  # while the moto process starts
         self._start_dynamodb()
         self._set_environment()
         self._set_jwks_url()
@@ -189,22 +198,21 @@ class LocalRuntime:
         if self.endpoint_url:
             log.info("DynamoDB: %s (--endpoint-url)", self.endpoint_url)
             return
-        from chatkeep_local import moto_dynamodb
-
-        moto_dynamodb.install()  # DynamoDB's transaction semantics: isolated, no table copies, no lost writes
         self.endpoint_url = self._start_moto()
-        log.info("DynamoDB: embedded moto server at %s", self.endpoint_url)
+        where = "in this process" if isinstance(self.moto, InProcessMoto) else "its own process"
+        log.info("DynamoDB: embedded moto server at %s (%s)", self.endpoint_url, where)
+
+    def _spawn_moto(self) -> None:
+        """Start the embedded moto server (every AWS service on one port, chatkeep_local.moto_process) when
+        DynamoDB or SQS need it, without waiting for it to be ready."""
+        if self.moto is None and (not self.endpoint_url or self.queues.specs):
+            self.moto = (InProcessMoto() if self.moto_in_process else MotoProcess()).start()
 
     def _start_moto(self) -> str:
-        """The embedded moto server (every AWS service on one port); returns its endpoint URL."""
+        """The embedded moto server, ready (patched for DynamoDB's and SQS's semantics); returns its endpoint."""
         if self.moto is None:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            from moto.server import ThreadedMotoServer
-
-            self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            self.moto.start()
-        host, port = self.moto.get_host_and_port()
-        return f"http://{host}:{port}"
+            self.moto = (InProcessMoto() if self.moto_in_process else MotoProcess()).start()
+        return self.moto.wait_ready()
 
     def _set_environment(self) -> None:
         env: dict[str, str] = {}
@@ -290,9 +298,6 @@ class LocalRuntime:
         queues, before the stream (which may send to them); chatkeep_local.queues, .sqs_poller."""
         if not self.queues.specs:
             return
-        from chatkeep_local import moto_sqs
-
-        moto_sqs.install()  # SQS under threads: no lost sends, prompt redelivery
         self.queues.create(self._start_moto())
         os.environ.update(self.queues.environment())
         log.info("SQS: embedded moto server at %s", self.queues.endpoint_url)
@@ -343,7 +348,7 @@ class LocalRuntime:
                 )
 
         dispatcher = BatchDispatcher(invoke, src, self.dlq, on_event=on_event)
-        housekeeping = _prune_moto_shard_iterators if self.moto is not None else None
+        housekeeping = self.moto.housekeeping if self.moto is not None else None
         self.poller = StreamPoller(streams, src.table, src, dispatcher, swept=self.swept, housekeeping=housekeeping)
         self.poller.prime()
         self.poller.start()
@@ -388,8 +393,7 @@ class LocalRuntime:
         if self.websocket is not None:
             self.websocket.stop()
         if self.moto is not None:
-            with contextlib.suppress(Exception):  # best effort at exit
-                self.moto.stop()
+            self.moto.stop()
 
     # ------------------------------------------------------------------------------ request handling
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str,
@@ -480,18 +484,22 @@ class LocalRuntime:
         except ValueError:
             return ok({"message": "body must be JSON"}, 400)
         if path == "/_local/health" and method == "GET":
+            moto = self.moto.status() if self.moto is not None else None
+            moto_down = moto is not None and not moto["alive"]
             return ok(
                 {
-                    "status": "ok",
+                    "status": "moto process exited" if moto_down else "ok",
                     "dynamodb": self.endpoint_url,
+                    "moto": moto,
                     "routes": [r.route_key for r in self.routes],
                     "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
                     "stream": self._stream_status(),
                     "model": self.model_endpoint,
-                    "queues": self.queues.status(),
+                    "queues": {"error": "the moto process exited"} if moto_down else self._queues_status(),
                     "websocket": websocket_dev.status(self.websocket),
                     "clock_offset": self.clock.offset() if self.clock else 0,
-                }
+                },
+                503 if moto_down else 200,
             )
         if path == JWKS_PATH and method == "GET":
             return ok(jwt_auth.dev_jwks())
@@ -528,6 +536,12 @@ class LocalRuntime:
             return ok({"deleted": self.sweeper.sweep_once(), "enabled": True})
         return ok({"message": "Not Found"}, 404)
 
+    def _queues_status(self) -> dict[str, Any]:
+        try:  # the queues' depths come from SQS: health answers even when the moto process is gone
+            return self.queues.status()
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
     def _stream_status(self) -> dict[str, Any]:
         if self.poller is None:
             return {"enabled": False}
@@ -540,6 +554,15 @@ class LocalRuntime:
             "last_error": self.poller.last_error,
             **self.poller.counters(),
         }
+
+
+def _load_client_models() -> None:
+    """Load botocore's models of the services the runtime calls (boto3 caches them for every later client)."""
+    import boto3
+
+    with contextlib.suppress(Exception):  # a broken AWS profile: _set_environment removes it before any real call
+        for service in ("dynamodb", "dynamodbstreams", "sqs"):
+            boto3.client(service, region_name=tpl.REGION)
 
 
 def _unavailable(exc: OSError, host: str, port: int, option: str) -> Exception:
@@ -561,18 +584,6 @@ def _free_port_after(host: str, port: int, tries: int = 50) -> int:
                 continue
             return candidate
     return 0
-
-
-def _prune_moto_shard_iterators(keep: int = 1000) -> None:
-    """The embedded moto keeps every shard iterator it ever handed out, and the poller asks for a new one
-    on every poll (two a poll, with GetRecords' NextShardIterator): keep only the newest `keep`."""
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-    for account in list(dynamodbstreams_backends.keys()):
-        for backend in list(dynamodbstreams_backends[account].values()):
-            iterators = backend.shard_iterators
-            for arn in list(iterators)[:-keep]:  # insertion order: oldest first
-                iterators.pop(arn, None)
 
 
 __all__ = ["LOCAL_PARAMETER_DEFAULTS", "DevOptions", "LocalRuntime", "PortUnavailable"]

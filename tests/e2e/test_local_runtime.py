@@ -312,6 +312,71 @@ def test_stream_poller_delivers_batches_and_drain_waits(sample_api):
     assert list(sample_api.events_dir.glob("*-stream-StreamProcessorFunction-*.json"))
 
 
+def test_given_concurrent_writers_to_one_session_then_each_key_streams_in_write_order_exactly_once(sample_api):
+    # moto runs in a process of its own, the stream consumer in chatkeep dev's: the batches still carry every
+    # write once, and a key's records in the order its writes committed. The session item is an atomic counter
+    # every writer increments (its stream must read 1, 2, 3...), each writer's own item counts its own writes.
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = ddb(sample_api)
+    writers, writes = 4, 15
+    session = {"pk": {"S": "order-session"}, "sk": {"S": "S"}}
+    client.put_item(TableName="ChatTable", Item={**session, "n": {"N": "0"}})
+    sample_api.drain()
+    before = len(stream_records(sample_api))
+
+    def write(w: int) -> None:
+        for i in range(1, writes + 1):
+            client.update_item(TableName="ChatTable", Key=session, UpdateExpression="ADD n :one",
+                               ExpressionAttributeValues={":one": {"N": "1"}})
+            client.put_item(TableName="ChatTable", Item={"pk": {"S": "order-session"}, "sk": {"S": f"w{w}"},
+                                                         "n": {"N": str(i)}})
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, range(writers)))
+    sample_api.drain()
+
+    batches = [json.loads(line)["Records"] for line in sample_api.stream_log.read_text().splitlines()]
+    assert all(len(batch) <= 10 for batch in batches)  # the template's BatchSize
+    new = stream_records(sample_api)[before:]
+    assert len({r["eventID"] for r in new}) == len(new) == 2 * writers * writes
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in new]
+    assert sequence == sorted(sequence)
+    by_key: dict[str, list[int]] = {}
+    for r in new:
+        by_key.setdefault(r["dynamodb"]["Keys"]["sk"]["S"], []).append(int(r["dynamodb"]["NewImage"]["n"]["N"]))
+    assert by_key == {"S": list(range(1, writers * writes + 1)),
+                      **{f"w{w}": list(range(1, writes + 1)) for w in range(writers)}}
+
+
+def test_given_the_moto_process_dies_then_health_says_so_and_the_log_has_its_exit(tmp_path):
+    import os
+    import signal
+
+    template = write_sample_app(tmp_path)
+    api = LocalApiProcess(template, log_path=tmp_path / "dev.log", extra_args=["--no-stream", "--ttl-interval", "3600"])
+    api.start()
+    try:
+        moto = api.health()["moto"]
+        assert moto["mode"] == "process" and moto["alive"]
+        os.kill(moto["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while api.request("GET", "/_local/health").status_code != 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resp = api.request("GET", "/_local/health")
+        assert resp.status_code == 503, api.log_tail()
+        assert resp.json()["status"] == "moto process exited"
+        assert resp.json()["moto"]["alive"] is False and resp.json()["moto"]["exit_code"] == -signal.SIGKILL
+        while "exited with code -9" not in api.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = api.log_path.read_text()
+        assert "ERROR chatkeep_local: the moto process (DynamoDB, SQS at http://127.0.0.1:" in log
+        assert "exited with code -9: requests to it fail until chatkeep dev is restarted" in log
+        assert "Traceback" not in log
+    finally:
+        api.stop()
+
+
 def test_ttl_sweep_removes_with_service_identity(sample_api):
     client = ddb(sample_api)
     now = int(time.time())

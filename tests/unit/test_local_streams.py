@@ -533,20 +533,3 @@ def test_latest_starts_after_the_records_already_in_the_stream(moto_app, tmp_pat
     finally:
         poller.stop()
         poller.join(timeout=5)
-
-
-def test_prune_moto_shard_iterators_keeps_the_newest(moto_app):
-    from chatkeep_local.server import _prune_moto_shard_iterators
-    from moto.dynamodbstreams.models import dynamodbstreams_backends
-
-    _, ddb, streams = moto_app
-    ddb.put_item(TableName="ChatTable", Item={"pk": {"S": "a"}, "sk": {"S": "S"}})
-    arn = streams.list_streams(TableName="ChatTable")["Streams"][0]["StreamArn"]
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    its = [
-        streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        for _ in range(5)
-    ]
-    _prune_moto_shard_iterators(keep=2)
-    assert list(dynamodbstreams_backends["123456789012"]["us-east-1"].shard_iterators) == its[-2:]
-    assert len(streams.get_records(ShardIterator=its[-1])["Records"]) == 1
