@@ -2,7 +2,8 @@
 bench/results/bench.json and bench/results/bench.md (git-ignored); a full run also writes the figures of record,
 bench/RESULTS.md (bench/report.py). How to read them: bench/README.md.
 
-    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers,paper,live]"""
+    python -m bench [--quick] [--only cold,requests,overhead,scale,stream,cost,agents,hostile,peers,paper,live,
+                                    local-runtime]"""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from typing import Any
 from bench import report as results_report
 from bench.common import RESULTS, moto_tables, print_table, quiet
 
-SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper", "live")
+SECTIONS = ("requests", "cold", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers", "paper", "live",
+            "local-runtime")
 PARTS = RESULTS / "parts"
 SECTION_KEYS = {"requests": "requests", "cold": "cold_start", "overhead": "overhead", "scale": "scale",
                 "stream": "stream", "cost": "cost", "agents": "agents", "hostile": "hostile", "peers": "peers",
-                "paper": "paper", "live": "live"}
+                "paper": "paper", "live": "live", "local-runtime": "local_runtime"}
 
 
 def _parts() -> dict[str, Any]:
@@ -194,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
             result = live.live_section(args.quick)
         print(result["table"])
         report["live"] = result
+    if "local-runtime" in only:
+        from bench import local_runtime
+
+        with quiet():
+            result = local_runtime.local_runtime_section(args.quick)
+        print(result["table"])
+        report["local_runtime"] = result
     report["seconds"] = round(time.time() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "bench.json" if args.in_process or len(only) > 1 else PARTS / f"{only[0]}.json"

@@ -14,7 +14,7 @@ from bench.common import RESULTS, ROOT
 RECORD = ROOT / "bench" / "RESULTS.md"
 # Report keys in the order `make bench` prints its sections.
 SECTION_ORDER = ("cold_start", "requests", "overhead", "scale", "stream", "cost", "agents", "hostile", "peers",
-                 "paper", "live")
+                 "paper", "live", "local_runtime")
 
 
 def markdown(report: dict[str, Any], readme: str = "README.md") -> str:

@@ -61,3 +61,15 @@ def test_given_the_hostile_bench_request_then_the_api_accepts_it_and_each_post_h
     body = json.loads(reply["body"])
     assert reply["statusCode"] == 200 and "errors" not in body, reply["body"][:300]
     assert len(body["data"]) == limits.MAX_MUTATION_FIELDS
+
+
+def test_given_a_tiny_run_when_the_local_runtime_bench_runs_then_its_row_has_every_figure() -> None:
+    from bench import local_runtime
+
+    results: dict[str, Any] = local_runtime.local_runtime_section(seconds=0.5, starts=1,
+                                                                  modes=local_runtime.MODES[-1:])
+
+    (row,) = results["modes"].values()
+    assert row["start_s"] > 0 and row["posts"] > 0 and row["refused"] == 0
+    assert row["drained"] and row["behind_at_last_post"] >= 0 and row["drained_after_s"] >= 0
+    assert "start to 1st 200 (s)" in results["table"] and "default (after)" in results["table"]
