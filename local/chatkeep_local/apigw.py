@@ -25,6 +25,8 @@ INTEGRATION_TIMEOUT_S = 30.0  # HTTP API maximum integration timeout
 
 NOT_FOUND = (404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
 INTERNAL_ERROR = (500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+# The integration timeout passed (the function may still be running).
+SERVICE_UNAVAILABLE = (503, {"content-type": "application/json"}, b'{"message":"Service Unavailable"}')
 TOO_LARGE = (413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 
 

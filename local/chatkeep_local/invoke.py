@@ -2,6 +2,8 @@
 template.yaml runs on each event in turn, in the world `chatkeep dev` gives it (the same environment, tables,
 queues and model stand-in: LocalRuntime.start_for_invoke), against an embedded DynamoDB started for the call or
 `--endpoint-url`. The handler's result, or the error document Lambda would return, comes back per event.
+The events run one after the other in one execution environment (chatkeep_local.environments), as
+`sam local invoke` runs them in its container: the first is a cold start, the Timeout applies.
 
 `--env-vars` takes SAM's env.json: `{"Parameters": {VAR: value}, "<LogicalId>": {VAR: value}}`, "Parameters" for
 every function, the function's own entries over them, and (as SAM does) only variables the function declares."""
@@ -11,8 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from chatkeep_local import template as tpl
+from chatkeep_local.environments import InvocationError
 
 log = logging.getLogger("chatkeep_local.invoke")
-RUNTIME_DIR = Path(__file__).resolve().parent
 # Set by the runtime for every function (where DynamoDB is, the dummy credentials): a file cannot move them.
 RUNTIME_OWNED = frozenset({"DYNAMODB_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
                            "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
@@ -70,13 +70,6 @@ def env_vars_for(document: Any, function: str, declared: Mapping[str, str]) -> t
     return values, warnings
 
 
-def lambda_error(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """The document Lambda's Python runtime returns for a function that raised: the handler's frames only."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not Path(f.filename).is_relative_to(RUNTIME_DIR)]
-    return {"errorMessage": str(exc), "errorType": type(exc).__name__, "requestId": request_id,
-            "stackTrace": traceback.format_list(frames)}
-
-
 def _read_event(path: str) -> Any:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -122,6 +115,7 @@ def invoke_events(options: InvokeOptions, on_outcome: Callable[[Outcome], None] 
         runtime.start_for_invoke()
         _create_renamed_tables(runtime, spec, env)
         invoker = runtime.invokers[options.function]
+        logging.getLogger("chatkeep_local.lambda").setLevel(logging.INFO)  # START / END / REPORT, as sam prints
         for path, event in events:
             outcome = _invoke_one(invoker, path, event)
             outcomes.append(outcome)
@@ -142,35 +136,15 @@ def _create_renamed_tables(runtime: Any, spec: tpl.FunctionSpec, env: Mapping[st
 
 
 def _invoke_one(invoker: Any, path: str, event: Any) -> Outcome:
+    """One event in the function's environment; its START / END / REPORT lines go to stderr (the runtime's log)."""
     request_id = str(uuid.uuid4())
-    print(f"START RequestId: {request_id} Version: $LATEST ({path})", file=sys.stderr, flush=True)
-    started = time.perf_counter()
+    log.info("%s: event %s", invoker.spec.logical_id, path)
     try:
-        result = invoker.invoke(event, request_id)
-        json.dumps(result)  # what Lambda must be able to return
-        outcome = Outcome(path, result, False, request_id)
-    except TypeError as exc:
-        if "JSON serializable" not in str(exc):
-            outcome = _raised(path, exc, request_id)
-        else:
-            outcome = Outcome(path, {"errorMessage": f"Unable to marshal response: {exc}",
-                                     "errorType": "Runtime.MarshalError", "requestId": request_id,
-                                     "stackTrace": []}, True, request_id)
-    except Exception as exc:
-        outcome = _raised(path, exc, request_id)
-    elapsed = (time.perf_counter() - started) * 1000
-    sys.stdout.flush()
-    print(f"END RequestId: {request_id}\nREPORT RequestId: {request_id} Duration: {elapsed:.2f} ms",
-          file=sys.stderr, flush=True)
-    return outcome
+        return Outcome(path, invoker.invoke(event, request_id), False, request_id)
+    except InvocationError as exc:  # the environment printed the handler's [ERROR] line, as Lambda's runtime does
+        return Outcome(path, exc.error, True, request_id)
+    finally:
+        sys.stdout.flush()
 
 
-def _raised(path: str, exc: Exception, request_id: str) -> Outcome:
-    error = lambda_error(exc, request_id)
-    # Lambda's log line for it, before the document is returned.
-    print(f"[ERROR] {error['errorType']}: {error['errorMessage']}\nTraceback (most recent call last):\n"
-          + "".join(error["stackTrace"]), file=sys.stderr, end="", flush=True)
-    return Outcome(path, error, True, request_id)
-
-
-__all__ = ["InvokeOptions", "InvokeRefused", "Outcome", "env_vars_for", "invoke_events", "lambda_error"]
+__all__ = ["InvokeOptions", "InvokeRefused", "Outcome", "env_vars_for", "invoke_events"]

@@ -10,73 +10,16 @@ Powertools' thread-safe keys, which a line's formatter prefers to the shared one
 from __future__ import annotations
 
 import contextvars
-import importlib.util
 import logging
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chatkeep_local.template import REGION, FunctionSpec, function_arn
+from chatkeep_local.lambda_worker import HandlerNotFound, LambdaContext, load_handler, module_name
+from chatkeep_local.template import REGION, FunctionSpec
 
 log = logging.getLogger("chatkeep_local.lambda")
-
-
-class LambdaContext:
-    """The attributes and method of the Python runtime's context object."""
-
-    def __init__(self, spec: FunctionSpec, request_id: str | None = None):
-        name = spec.function_name or spec.logical_id
-        self.function_name = name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn(name)
-        self.memory_limit_in_mb = spec.memory_size
-        self.aws_request_id = request_id or str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{name}"
-        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
-        self.identity = None
-        self.client_context = None
-        self.tenant_id = None
-        self._deadline = time.monotonic() + spec.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class HandlerNotFound(RuntimeError):
-    pass
-
-
-def module_name(logical_id: str) -> str:
-    return f"chatkeep_fn_{logical_id}"
-
-
-def load_handler(spec: FunctionSpec) -> Callable[[dict[str, Any], Any], Any]:
-    """Import `<CodeUri>/<module>.py` under a unique name and return its handler function.
-    The CodeUri folder and the function's layers go on sys.path, as they would be in Lambda."""
-    path = spec.module_file
-    if not path.is_file():
-        raise HandlerNotFound(f"{spec.logical_id}: {path} does not exist")
-    for extra in [*(p.resolve() for p in spec.layers), spec.code_uri]:
-        if str(extra) not in sys.path:
-            sys.path.append(str(extra))
-    name = module_name(spec.logical_id)
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise HandlerNotFound(f"{spec.logical_id}: cannot load {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    handler = getattr(module, spec.handler_name, None)
-    if not callable(handler):
-        raise HandlerNotFound(f"{spec.logical_id}: {path} has no callable {spec.handler_name}")
-    return handler
 
 
 def _log_keys(context: LambdaContext, cold_start: bool) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
+from chatkeep_local.environments import EnvironmentPool, IntegrationTimeout, Reaper, Throttled
 from chatkeep_local.harness import reset_caches
 from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
@@ -91,7 +92,13 @@ class LocalRuntime:
         self.queues = LocalQueues(self.template, self.functions, overrides)  # refuses what would not deploy
         cors_api = self.routes[0].api_id if self.routes else "ServerlessHttpApi"
         self.cors = apigw.Cors(tpl.cors_configuration(self.template, cors_api, overrides))
-        self.invokers = {lid: FunctionInvoker(spec) for lid, spec in self.functions.items()}
+        self.invokers: dict[str, FunctionInvoker | EnvironmentPool] = {
+            lid: FunctionInvoker(spec) if options.inline else
+            EnvironmentPool(spec, environment=lambda spec=spec: self.function_environment(spec),
+                            clock_offset=self._clock_offset)
+            for lid, spec in self.functions.items()}
+        self.reaper: Reaper | None = None
+        self.declared_env: dict[str, str] = {}  # every function's variables in one (the process env, --inline)
         self.recorder = EventRecorder(options.record_events) if options.record_events else None
         self.swept = SweptKeys()
         self.moto: MotoProcess | InProcessMoto | None = None
@@ -118,6 +125,7 @@ class LocalRuntime:
         self._listen()  # first: a busy port is one line, before anything is started or created
         self._spawn_moto()  # next: its interpreter starts while this one reads the template's functions
         self.prepare()
+        self._start_reaper()
         self._start_stream()
         self._start_ttl()
         self._start_websocket()
@@ -221,7 +229,7 @@ class LocalRuntime:
             for name, why in spec.unresolved_env.items():
                 log.warning("%s: environment %s not set locally (%s)", lid, name, why)
             for name, value in spec.environment.items():
-                if name in env and env[name] != value:
+                if name in env and env[name] != value and self.options.inline:
                     log.warning(
                         "environment %s differs between %s (%r) and %s (%r); one process, keeping %r",
                         name, origin[name], env[name], lid, value, env[name],
@@ -229,6 +237,7 @@ class LocalRuntime:
                     continue
                 env.setdefault(name, value)
                 origin.setdefault(name, lid)
+        self.declared_env = dict(env)
         if not self.options.metrics:
             env["POWERTOOLS_METRICS_DISABLED"] = "true"  # EMF documents are for CloudWatch, not a console
         env.update(self.options.env_overrides)
@@ -247,6 +256,30 @@ class LocalRuntime:
         )
         env.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.update(env)
+
+    def function_environment(self, spec: tpl.FunctionSpec) -> dict[str, str]:
+        """An execution environment's variables: this process's (where the runtime set the endpoints, credentials,
+        region and defaults every function gets, over every function's variables in one), with each function's
+        own declared variables put back: its value, or unset when only other functions declare it. What the
+        runtime or `--env` set over a declared variable stays."""
+        env = dict(os.environ)
+        for name, merged in self.declared_env.items():
+            if name in self.options.env_overrides or env.get(name) != merged:
+                continue  # set by the runtime or by --env, not the template's merged value
+            if name in spec.environment:
+                env[name] = spec.environment[name]
+            else:
+                env.pop(name, None)
+        return env
+
+    def _clock_offset(self) -> float:
+        return float(self.clock.offset()) if self.clock else float(self.options.clock_offset or 0)
+
+    def _start_reaper(self) -> None:
+        pools = {lid: inv for lid, inv in self.invokers.items() if isinstance(inv, EnvironmentPool)}
+        if pools:
+            self.reaper = Reaper(pools)
+            self.reaper.start()
 
     def _create_tables(self) -> None:
         import boto3
@@ -392,6 +425,11 @@ class LocalRuntime:
             self.httpd.server_close()
         if self.websocket is not None:
             self.websocket.stop()
+        if self.reaper is not None:
+            self.reaper.stop()
+        for invoker in self.invokers.values():
+            if isinstance(invoker, EnvironmentPool):
+                invoker.stop()
         if self.moto is not None:
             self.moto.stop()
 
@@ -448,22 +486,31 @@ class LocalRuntime:
             self.recorder.api(event, fn)
         invoker = self.invokers.get(fn)
         started = time.perf_counter()
+        limit_s = min(route.timeout_ms / 1000, apigw.INTEGRATION_TIMEOUT_S)
         try:
             if invoker is None:
                 raise HandlerNotFound(f"route {route.route_key} names {fn}, which is not a function")
-            result = invoker.invoke(event)
+            if isinstance(invoker, EnvironmentPool):  # a throttled Lambda is an integration error, not a wait
+                result = invoker.invoke_within(event, limit_s, throttle=True)
+            else:
+                result = invoker.invoke(event)
             status, hdrs, data = apigw.http_response(result)
             if len(data) > LAMBDA_RESPONSE_LIMIT:
                 raise apigw.InvalidResponse(f"response of {len(data)} bytes exceeds Lambda's 6 MB limit")
         except apigw.InvalidResponse as exc:
             log.error("%s: invalid Lambda response for %s: %s", fn, route.route_key, exc)
             status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
+        except IntegrationTimeout:
+            log.error("%s: no answer within %.0f s for %s: 503 (the invocation runs on to its Timeout)",
+                      fn, limit_s, route.route_key)
+            status, hdrs, data = with_list(apigw.SERVICE_UNAVAILABLE)
+        except Throttled:  # API Gateway answers a Lambda throttle (429 from Invoke) with its 500
+            status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
         except Exception:
             log.error("%s: unhandled error for %s\n%s", fn, route.route_key, traceback.format_exc())
             status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
         elapsed = time.perf_counter() - started
-        limit_s = min(route.timeout_ms / 1000, apigw.INTEGRATION_TIMEOUT_S)
-        if elapsed > limit_s:
+        if elapsed > limit_s and not isinstance(invoker, EnvironmentPool):  # --inline cannot stop waiting
             log.warning(
                 "%s took %.1fs: API Gateway would have answered 503 after %.0fs", route.route_key, elapsed, limit_s
             )
@@ -493,6 +540,8 @@ class LocalRuntime:
                     "moto": moto,
                     "routes": [r.route_key for r in self.routes],
                     "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
+                    "environments": {lid: inv.status() for lid, inv in self.invokers.items()
+                                     if isinstance(inv, EnvironmentPool)},
                     "stream": self._stream_status(),
                     "model": self.model_endpoint,
                     "queues": {"error": "the moto process exited"} if moto_down else self._queues_status(),

@@ -478,6 +478,8 @@ class FunctionSpec:
     layers: list[Path] = field(default_factory=list)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     function_name: str | None = None
+    # ReservedConcurrentExecutions where it resolves to a number (None: unreserved, or AWS::NoValue)
+    reserved_concurrency: int | None = None
 
     @property
     def module_file(self) -> Path:
@@ -486,6 +488,10 @@ class FunctionSpec:
     @property
     def handler_name(self) -> str:
         return self.handler.rsplit(".", 1)[1]
+
+    @property
+    def arn(self) -> str:
+        return function_arn(self.function_name or self.logical_id)
 
 
 def _env_value(value: Any) -> str:
@@ -552,8 +558,20 @@ def functions(
             layers=layers,
             events=dict(props.get("Events") or {}),
             function_name=str(fname) if fname else None,
+            reserved_concurrency=_reserved_concurrency(props, resolver),
         )
     return out
+
+
+def _reserved_concurrency(props: Mapping[str, Any], resolver: Resolver) -> int | None:
+    """ReservedConcurrentExecutions as a number; None when unset, AWS::NoValue or not resolvable locally."""
+    if "ReservedConcurrentExecutions" not in props:
+        return None
+    try:
+        value = resolver.resolve(props["ReservedConcurrentExecutions"])
+        return None if value is None else int(value)
+    except (UnresolvableError, KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------- routes
