@@ -78,6 +78,23 @@ def reserved_variables(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
     }
 
 
+def own_environment(spec: FunctionSpec, process_env: Mapping[str, str], merged: Mapping[str, str],
+                    overrides: Mapping[str, str]) -> dict[str, str]:
+    """An environment's variables: the runtime process's (where it set the endpoints, credentials, region and
+    defaults every function gets, over `merged`, every function's variables in one), with the function's own put
+    back: its value, or unset when only other functions declare the variable. What the runtime or `--env`
+    (`overrides`) set over a declared variable stays."""
+    env = dict(process_env)
+    for name, value in merged.items():
+        if name in overrides or env.get(name) != value:
+            continue  # set by the runtime or by --env, not the template's merged value
+        if name in spec.environment:
+            env[name] = spec.environment[name]
+        else:
+            env.pop(name, None)
+    return env
+
+
 def report_line(request_id: str, duration_ms: float, spec: FunctionSpec, max_memory_mb: int,
                 init_ms: float | None = None, status: str | None = None, error_type: str | None = None) -> str:
     line = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: "
@@ -336,7 +353,7 @@ class EnvironmentPool:
 
 
 class Reaper(threading.Thread):
-    """Stops environments idle longer than IDLE_TIMEOUT_S, every `interval` seconds."""
+    """Stops environments idle longer than IDLE_TIMEOUT_S, every `interval` seconds; `stop()` stops them all."""
 
     def __init__(self, pools: Mapping[str, EnvironmentPool], interval: float = 30.0):
         super().__init__(name="lambda-environment-reaper", daemon=True)
@@ -350,7 +367,9 @@ class Reaper(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+        for pool in self.pools.values():
+            pool.stop()
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "IDLE_TIMEOUT_S", "EnvironmentPool", "IntegrationTimeout", "InvocationError",
-           "Reaper", "Throttled", "report_line", "reserved_variables"]
+           "Reaper", "Throttled", "own_environment", "report_line", "reserved_variables"]

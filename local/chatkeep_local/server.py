@@ -21,7 +21,7 @@ from typing import Any
 from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
-from chatkeep_local.environments import EnvironmentPool, IntegrationTimeout, Reaper, Throttled
+from chatkeep_local.environments import EnvironmentPool, IntegrationTimeout, Reaper, Throttled, own_environment
 from chatkeep_local.harness import reset_caches
 from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
@@ -97,7 +97,7 @@ class LocalRuntime:
             EnvironmentPool(spec, environment=lambda spec=spec: self.function_environment(spec),
                             clock_offset=self._clock_offset)
             for lid, spec in self.functions.items()}
-        self.reaper: Reaper | None = None
+        self.reaper = Reaper({lid: inv for lid, inv in self.invokers.items() if isinstance(inv, EnvironmentPool)})
         self.declared_env: dict[str, str] = {}  # every function's variables in one (the process env, --inline)
         self.recorder = EventRecorder(options.record_events) if options.record_events else None
         self.swept = SweptKeys()
@@ -125,7 +125,7 @@ class LocalRuntime:
         self._listen()  # first: a busy port is one line, before anything is started or created
         self._spawn_moto()  # next: its interpreter starts while this one reads the template's functions
         self.prepare()
-        self._start_reaper()
+        self.reaper.start()
         self._start_stream()
         self._start_ttl()
         self._start_websocket()
@@ -258,28 +258,11 @@ class LocalRuntime:
         os.environ.update(env)
 
     def function_environment(self, spec: tpl.FunctionSpec) -> dict[str, str]:
-        """An execution environment's variables: this process's (where the runtime set the endpoints, credentials,
-        region and defaults every function gets, over every function's variables in one), with each function's
-        own declared variables put back: its value, or unset when only other functions declare it. What the
-        runtime or `--env` set over a declared variable stays."""
-        env = dict(os.environ)
-        for name, merged in self.declared_env.items():
-            if name in self.options.env_overrides or env.get(name) != merged:
-                continue  # set by the runtime or by --env, not the template's merged value
-            if name in spec.environment:
-                env[name] = spec.environment[name]
-            else:
-                env.pop(name, None)
-        return env
+        """An execution environment's variables (environments.own_environment)."""
+        return own_environment(spec, os.environ, self.declared_env, self.options.env_overrides)
 
     def _clock_offset(self) -> float:
         return float(self.clock.offset()) if self.clock else float(self.options.clock_offset or 0)
-
-    def _start_reaper(self) -> None:
-        pools = {lid: inv for lid, inv in self.invokers.items() if isinstance(inv, EnvironmentPool)}
-        if pools:
-            self.reaper = Reaper(pools)
-            self.reaper.start()
 
     def _create_tables(self) -> None:
         import boto3
@@ -425,11 +408,7 @@ class LocalRuntime:
             self.httpd.server_close()
         if self.websocket is not None:
             self.websocket.stop()
-        if self.reaper is not None:
-            self.reaper.stop()
-        for invoker in self.invokers.values():
-            if isinstance(invoker, EnvironmentPool):
-                invoker.stop()
+        self.reaper.stop()  # and every environment
         if self.moto is not None:
             self.moto.stop()
 

@@ -59,6 +59,7 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: state/
+      Timeout: 1
       ReservedConcurrentExecutions: !If [GateHasReservedConcurrency, !Ref GateConcurrency, !Ref AWS::NoValue]
       Events:
         Gate: {{Type: HttpApi, Properties: {{ApiId: !Ref Api, Path: "/gate/{{action}}", Method: GET}}}}
@@ -186,10 +187,10 @@ def test_given_the_clock_moved_then_every_environment_sees_the_new_offset(envs_a
 
 def test_given_a_handler_past_its_timeout_then_500_and_a_new_environment(envs_api):
     _, before = get(envs_api, "/gate/before-timeout")  # GateFunction has one environment at most
-    status, body = get(envs_api, "/gate/stall")  # never returns: the 2 s Timeout ends it
+    status, body = get(envs_api, "/gate/stall")  # never returns: its 1 s Timeout ends it
     assert (status, body) == (500, {"message": "Internal Server Error"})
     log = envs_api.log_path.read_text(encoding="utf-8")
-    assert "Error: Task timed out after 2.00 seconds (Sandbox.Timedout)" in log
+    assert "Error: Task timed out after 1.00 seconds (Sandbox.Timedout)" in log
     assert re.search(r"GateFunction REPORT .*\tDuration: [\d.]+ ms.*\tStatus: timeout$", log, re.MULTILINE)
     _, after = get(envs_api, "/gate/after-timeout")
     assert after["pid"] != before["pid"] and after["invocations"] == 1

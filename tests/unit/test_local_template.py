@@ -213,3 +213,11 @@ def test_given_sams_alias_reference_when_resolved_then_it_is_the_function_arn_qu
     assert resolver.resolve({"Ref": "RealtimeFunction.Alias"}) == tpl.function_arn("RealtimeFunction") + ":live"
     with pytest.raises(tpl.UnresolvableError):
         resolver.resolve({"Ref": "ChatTable.Alias"})
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [({}, None), ({"RestApiReservedConcurrency": "3"}, 3)])
+def test_given_a_reserved_concurrency_parameter_then_the_function_spec_has_it_only_when_set(overrides, expected):
+    # template.yaml: ReservedConcurrentExecutions is !If [..., !Ref RestApiReservedConcurrency, !Ref AWS::NoValue]
+    spec = tpl.functions(tpl.load_template(REPO / "template.yaml"), overrides)["RestApiFunction"]
+    assert spec.reserved_concurrency == expected
+    assert spec.arn == "arn:aws:lambda:us-east-1:123456789012:function:" + (spec.function_name or spec.logical_id)
