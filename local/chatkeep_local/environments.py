@@ -125,9 +125,9 @@ class Environment:
         self.log_stream = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
         parent, child = socket.socketpair()
         env = {**environment, **reserved_variables(spec, self.log_stream)}
-        paths = [str(spec.code_uri), *(str(p.resolve()) for p in spec.layers), env.get("PYTHONPATH", ""),
-                 _PACKAGE_ROOT]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        inherited = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]  # cwd changes
+        paths = [str(spec.code_uri), *(str(p.resolve()) for p in spec.layers), *inherited, _PACKAGE_ROOT]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"  # the function's log lines as they are written, not at exit
         self.started = time.perf_counter()
         try:

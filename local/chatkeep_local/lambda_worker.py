@@ -152,17 +152,19 @@ def log_error(error: dict[str, Any]) -> None:
           + "".join(error["stackTrace"]), file=sys.stderr, end="", flush=True)
 
 
-def init_error(exc: BaseException) -> dict[str, Any]:
+def init_error(exc: BaseException, config: FunctionConfig) -> dict[str, Any]:
     """What Lambda's Python runtime reports when the handler cannot be imported."""
+    error = lambda_error(exc, "")
+    module = config.handler.rsplit(".", 1)[0]
     if isinstance(exc, HandlerNotFound):
-        kind = "Runtime.HandlerNotFound"
+        error["errorType"] = "Runtime.HandlerNotFound"
     elif isinstance(exc, ImportError):
-        kind = "Runtime.ImportModuleError"
+        error["errorType"] = "Runtime.ImportModuleError"
+        error["errorMessage"] = f"Unable to import module '{module}': {exc}"
     elif isinstance(exc, SyntaxError):
-        kind = "Runtime.UserCodeSyntaxError"
-    else:
-        kind = type(exc).__name__
-    return {**lambda_error(exc, ""), "errorType": kind}
+        error["errorType"] = "Runtime.UserCodeSyntaxError"
+        error["errorMessage"] = f"Unable to import module '{module}': {exc}"
+    return error
 
 
 # ----------------------------------------------------------------------------------------- the loop
@@ -199,16 +201,14 @@ def _invoke(handler: Callable[[dict[str, Any], Any], Any], config: FunctionConfi
 
 def serve(sock: socket.socket) -> None:
     config = FunctionConfig(recv_frame(sock))
-    started = time.perf_counter()
     try:
         handler = load_handler(config)
     except Exception as exc:
-        error = init_error(exc)
+        error = init_error(exc, config)
         log_error(error)
-        send_frame(sock, {"type": "init_error", "error": error, "init_ms": (time.perf_counter() - started) * 1000})
+        send_frame(sock, {"type": "init_error", "error": error, "max_memory_mb": _max_memory_mb()})
         return
-    send_frame(sock, {"type": "ready", "init_ms": (time.perf_counter() - started) * 1000,
-                      "max_memory_mb": _max_memory_mb()})
+    send_frame(sock, {"type": "ready", "max_memory_mb": _max_memory_mb()})
     while True:
         try:
             message = recv_frame(sock)

@@ -8,7 +8,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from chatkeep_local.environments import EnvironmentPool, IntegrationTimeout, InvocationError, Throttled, report_line
+from chatkeep_local.environments import (
+    EnvironmentPool,
+    IntegrationTimeout,
+    InvocationError,
+    Throttled,
+    own_environment,
+    report_line,
+)
 from chatkeep_local.template import FunctionSpec
 
 HANDLER = '''\
@@ -126,3 +133,24 @@ def test_report_line_has_cloudwatchs_fields():
         "Max Memory Used: 61 MB\tInit Duration: 345.68 ms")
     assert report_line("id-2", 3000.0, spec, 40, status="error", error_type="Runtime.ExitError").endswith(
         "\tStatus: error\tError Type: Runtime.ExitError")
+
+
+def test_given_a_handler_that_cannot_be_imported_then_import_module_error_every_time(spec):
+    (spec.code_uri / "app.py").write_text("import not_a_module_anywhere\n", encoding="utf-8")
+    pool = EnvironmentPool(spec, environment=lambda: dict(os.environ))
+    try:
+        for _ in range(2):  # the init is tried again by the next invocation, as Lambda does
+            with pytest.raises(InvocationError) as raised:
+                pool.invoke({})
+            assert raised.value.error["errorType"] == "Runtime.ImportModuleError"
+            assert raised.value.error["errorMessage"] == (
+                "Unable to import module 'app': No module named 'not_a_module_anywhere'")
+    finally:
+        pool.stop()
+
+
+def test_given_variables_of_several_functions_then_each_environment_gets_its_own_and_the_runtimes(spec):
+    merged = {"MINE": "tiny", "THEIRS": "other", "DYNAMODB_ENDPOINT_URL": ""}
+    process = {**merged, "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:5000", "PATH": "/bin", "FORCED": "x"}
+    env = own_environment(spec, process, {**merged, "FORCED": "template"}, overrides={"FORCED": "x"})
+    assert env == {"MINE": "tiny", "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:5000", "PATH": "/bin", "FORCED": "x"}
