@@ -30,7 +30,7 @@ Globals:
     Runtime: python3.13
     Handler: app.lambda_handler
     MemorySize: 256
-    Timeout: 2
+    Timeout: 5
     Environment:
       Variables:
         COLOR: red
@@ -59,10 +59,17 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: state/
-      Timeout: 1
       ReservedConcurrentExecutions: !If [GateHasReservedConcurrency, !Ref GateConcurrency, !Ref AWS::NoValue]
       Events:
         Gate: {{Type: HttpApi, Properties: {{ApiId: !Ref Api, Path: "/gate/{{action}}", Method: GET}}}}
+  ShortFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: state/
+      Timeout: 1
+      ReservedConcurrentExecutions: 1
+      Events:
+        Short: {{Type: HttpApi, Properties: {{ApiId: !Ref Api, Path: "/short/{{action}}", Method: GET}}}}
 """
 
 # Module-level state, as a handler's caches are: one environment's invocations see it grow, never overlap.
@@ -186,15 +193,15 @@ def test_given_the_clock_moved_then_every_environment_sees_the_new_offset(envs_a
 
 
 def test_given_a_handler_past_its_timeout_then_500_and_a_new_environment(envs_api):
-    _, before = get(envs_api, "/gate/before-timeout")  # GateFunction has one environment at most
-    status, body = get(envs_api, "/gate/stall")  # never returns: its 1 s Timeout ends it
+    _, before = get(envs_api, "/short/before-timeout")  # ShortFunction has one environment at most
+    status, body = get(envs_api, "/short/stall")  # never returns: its 1 s Timeout ends it
     assert (status, body) == (500, {"message": "Internal Server Error"})
     log = envs_api.log_path.read_text(encoding="utf-8")
     assert "Error: Task timed out after 1.00 seconds (Sandbox.Timedout)" in log
-    assert re.search(r"GateFunction REPORT .*\tDuration: [\d.]+ ms.*\tStatus: timeout$", log, re.MULTILINE)
-    _, after = get(envs_api, "/gate/after-timeout")
+    assert re.search(r"ShortFunction REPORT .*\tDuration: [\d.]+ ms.*\tStatus: timeout$", log, re.MULTILINE)
+    _, after = get(envs_api, "/short/after-timeout")
     assert after["pid"] != before["pid"] and after["invocations"] == 1
-    assert "Init Duration" in reports(envs_api, "GateFunction")[-1]
+    assert "Init Duration" in reports(envs_api, "ShortFunction")[-1]
 
 
 def test_given_a_handler_that_exits_then_500_and_the_runtime_keeps_serving(envs_api):
