@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from chatkeep_local.lambda_worker import recv_frame, send_frame
 from chatkeep_local.template import FunctionSpec
@@ -149,12 +149,11 @@ class Environment:
 
     def init(self, request_id: str) -> None:
         """The init phase: send the configuration, wait for the handler to be imported."""
-        spec = self.spec
-        send_frame(self.sock, {
-            "logical_id": spec.logical_id, "function_name": spec.function_name, "arn": spec.arn,
-            "memory_size": spec.memory_size, "timeout": spec.timeout, "code_uri": str(spec.code_uri),
-            "handler": spec.handler, "layers": [str(p) for p in spec.layers]})
-        reply = self._receive(request_id, max(INIT_TIMEOUT_S, spec.timeout), timeout_error="Sandbox.Timedout")
+        self._send(request_id, {
+            "logical_id": self.spec.logical_id, "function_name": self.spec.function_name, "arn": self.spec.arn,
+            "memory_size": self.spec.memory_size, "timeout": self.spec.timeout, "code_uri": str(self.spec.code_uri),
+            "handler": self.spec.handler, "layers": [str(p) for p in self.spec.layers]})
+        reply = self._receive(request_id, max(INIT_TIMEOUT_S, self.spec.timeout))
         self.init_ms = (time.perf_counter() - self.started) * 1000
         self.max_memory_mb = int(reply.get("max_memory_mb") or 0)
         if reply["type"] == "init_error":
@@ -162,28 +161,35 @@ class Environment:
             raise _Ended({**reply["error"], "requestId": request_id}, "error", reply["error"]["errorType"])
 
     def invoke(self, event: Any, request_id: str, clock_offset: float) -> dict[str, Any]:
-        send_frame(self.sock, {"event": event, "request_id": request_id, "clock_offset": clock_offset})
+        self._send(request_id, {"event": event, "request_id": request_id, "clock_offset": clock_offset})
         reply = self._receive(request_id, self.spec.timeout)
         self.last_used = time.monotonic()
         self.max_memory_mb = int(reply.get("max_memory_mb") or self.max_memory_mb)
         return reply
 
-    def _receive(self, request_id: str, timeout: float, timeout_error: str = "Sandbox.Timedout") -> dict[str, Any]:
+    def _send(self, request_id: str, message: dict[str, Any]) -> None:
+        try:
+            send_frame(self.sock, message)
+        except OSError:  # it is gone already
+            self._exited(request_id)
+
+    def _receive(self, request_id: str, timeout: float) -> dict[str, Any]:
         self.sock.settimeout(timeout)
         try:
             return recv_frame(self.sock)
         except TimeoutError:
             self.stop()
             message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
-            raise _Ended({"errorType": timeout_error, "errorMessage": message}, "timeout") from None
+            raise _Ended({"errorType": "Sandbox.Timedout", "errorMessage": message}, "timeout") from None
         except (EOFError, OSError):
-            code = self.process.wait()
-            self.stop()
-            why = f"signal: {_SIGNAL_NAMES.get(-code, signal.Signals(-code).name)}" if code < 0 else \
-                f"exit status {code}"
-            message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
-            raise _Ended({"errorType": "Runtime.ExitError", "errorMessage": message}, "error",
-                         "Runtime.ExitError") from None
+            self._exited(request_id)
+
+    def _exited(self, request_id: str) -> NoReturn:
+        code = self.process.wait()
+        self.stop()
+        why = f"signal: {_SIGNAL_NAMES.get(-code, signal.Signals(-code).name)}" if code < 0 else f"exit status {code}"
+        message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
+        raise _Ended({"errorType": "Runtime.ExitError", "errorMessage": message}, "error", "Runtime.ExitError")
 
     def stop(self) -> None:
         """Kill the process (Lambda does not ask an environment it reclaims) and reap it."""
@@ -259,8 +265,13 @@ class EnvironmentPool:
             while True:
                 if self._stopped:
                     raise InvocationError({"errorType": "ServiceException", "errorMessage": "chatkeep dev stopped"})
-                if self._idle:
-                    return self._idle.pop()
+                while self._idle:
+                    idle = self._idle.pop()
+                    if idle.process.poll() is None:
+                        return idle
+                    self._count -= 1  # it died while idle (killed from outside): a new one takes its place
+                    self._all.discard(idle)
+                    idle.stop()
                 if self._count < self.limit and self._starting < PARALLEL_INITS:
                     self._count += 1
                     self._starting += 1

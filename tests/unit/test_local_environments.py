@@ -154,3 +154,15 @@ def test_given_variables_of_several_functions_then_each_environment_gets_its_own
     process = {**merged, "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:5000", "PATH": "/bin", "FORCED": "x"}
     env = own_environment(spec, process, {**merged, "FORCED": "template"}, overrides={"FORCED": "x"})
     assert env == {"MINE": "tiny", "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:5000", "PATH": "/bin", "FORCED": "x"}
+
+
+def test_given_an_idle_environment_killed_from_outside_then_the_next_invocation_gets_a_new_one(pool):
+    import signal
+
+    first = pool.invoke({})
+    os.kill(first["pid"], signal.SIGKILL)
+    stat = Path(f"/proc/{first['pid']}/stat")
+    while stat.exists() and stat.read_text().split()[2] not in ("Z", "X"):  # dead, not yet reaped by the pool
+        threading.Event().wait(0.01)
+    second = pool.invoke({})
+    assert second["pid"] != first["pid"] and second["calls"] == 1
