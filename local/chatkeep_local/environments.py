@@ -207,7 +207,8 @@ class EnvironmentPool:
     def __init__(self, spec: FunctionSpec, environment: Callable[[], Mapping[str, str]],
                  clock_offset: Callable[[], float] = lambda: 0.0, limit: int | None = None):
         self.spec = spec
-        self.limit = limit or spec.reserved_concurrency or DEFAULT_CONCURRENCY
+        # Reserved 0 throttles every invocation, as in Lambda (a poller waits until chatkeep dev stops).
+        self.limit = next(n for n in (limit, spec.reserved_concurrency, DEFAULT_CONCURRENCY) if n is not None)
         self._environment = environment  # read at each cold start: endpoints set after the pool was made count
         self._clock_offset = clock_offset
         self._idle: list[Environment] = []  # the most recently used last: reused first

@@ -558,18 +558,17 @@ def functions(
             layers=layers,
             events=dict(props.get("Events") or {}),
             function_name=str(fname) if fname else None,
-            reserved_concurrency=_reserved_concurrency(props, resolver),
+            reserved_concurrency=_reserved_concurrency(prop),
         )
     return out
 
 
-def _reserved_concurrency(props: Mapping[str, Any], resolver: Resolver) -> int | None:
-    """ReservedConcurrentExecutions as a number; None when unset, AWS::NoValue or not resolvable locally."""
-    if "ReservedConcurrentExecutions" not in props:
-        return None
+def _reserved_concurrency(prop: Any) -> int | None:
+    """ReservedConcurrentExecutions (the function's, else Globals') as a number; None when unset, AWS::NoValue or
+    not resolvable locally. `prop` reads a resolved property (functions())."""
     try:
-        value = resolver.resolve(props["ReservedConcurrentExecutions"])
-        return None if value is None else int(value)
+        value = prop("ReservedConcurrentExecutions")
+        return None if value in (None, "") else int(value)
     except (UnresolvableError, KeyError, IndexError, TypeError, ValueError):
         return None
 
