@@ -75,6 +75,9 @@ def reserved_variables(spec: FunctionSpec, log_stream: str) -> dict[str, str]:
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime or 'python3.13'}",
         "LAMBDA_TASK_ROOT": str(spec.code_uri),
         "_HANDLER": spec.handler,
+        # What `sam local` sets in its containers: Powertools' tracer stays off even when the template turns X-Ray
+        # on (no daemon here), as it did when the functions ran without LAMBDA_TASK_ROOT.
+        "AWS_SAM_LOCAL": "true",
     }
 
 
