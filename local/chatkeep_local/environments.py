@@ -146,10 +146,6 @@ class Environment:
         self.max_memory_mb = 0
         self.alive = True
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     def init(self, request_id: str) -> None:
         """The init phase: send the configuration, wait for the handler to be imported."""
         self._send(request_id, {
