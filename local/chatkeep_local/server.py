@@ -21,7 +21,14 @@ from typing import Any
 from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
-from chatkeep_local.environments import EnvironmentPool, IntegrationTimeout, Reaper, Throttled, own_environment
+from chatkeep_local.environments import (
+    EnvironmentPool,
+    IntegrationTimeout,
+    InvocationError,
+    Reaper,
+    Throttled,
+    own_environment,
+)
 from chatkeep_local.harness import reset_caches
 from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
@@ -484,6 +491,9 @@ class LocalRuntime:
                       fn, limit_s, route.route_key)
             status, hdrs, data = with_list(apigw.SERVICE_UNAVAILABLE)
         except Throttled:  # API Gateway answers a Lambda throttle (429 from Invoke) with its 500
+            status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
+        except InvocationError as exc:  # the environment logged the handler's own traceback ([ERROR] ...)
+            log.error("%s: function error for %s: %s", fn, route.route_key, exc)
             status, hdrs, data = with_list(apigw.INTERNAL_ERROR)
         except Exception:
             log.error("%s: unhandled error for %s\n%s", fn, route.route_key, traceback.format_exc())
