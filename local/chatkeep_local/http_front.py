@@ -114,15 +114,23 @@ class FrontHandler(BaseHTTPRequestHandler):
         except Exception:
             log.error("local runtime error\n%s", traceback.format_exc())
             status, headers, data = with_list(apigw.INTERNAL_ERROR)
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
         path_only = self.path.split("?", 1)[0]
+        try:
+            self.send_response(status)
+            for k, v in headers:
+                if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up before the answer (its own timeout): as API Gateway, nothing to tell it, and not
+            # the runtime's error (no traceback).
+            self.close_connection = True
+            http_log.info("%s %s %d: the client closed the connection before the answer", self.command, path_only,
+                          status)
+            return
         http_log.info(
             "%s %s %d %.1fms %s", self.command, path_only, status, (time.perf_counter() - started) * 1000, fn
         )
