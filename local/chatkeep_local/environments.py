@@ -186,7 +186,11 @@ class Environment:
     def _exited(self, request_id: str) -> NoReturn:
         code = self.process.wait()
         self.stop()
-        why = f"signal: {_SIGNAL_NAMES.get(-code, signal.Signals(-code).name)}" if code < 0 else f"exit status {code}"
+        if code < 0:
+            number = signal.Signals(-code)
+            why = f"signal: {_SIGNAL_NAMES.get(number, number.name)}"
+        else:
+            why = f"exit status {code}"
         message = f"RequestId: {request_id} Error: Runtime exited with error: {why}"
         raise _Ended({"errorType": "Runtime.ExitError", "errorMessage": message}, "error", "Runtime.ExitError")
 
@@ -202,6 +206,8 @@ class Environment:
 class EnvironmentPool:
     """The execution environments of one function, behind the `invoke(event, request_id)` of
     lambda_runtime.FunctionInvoker: the result, or InvocationError (Throttled when `throttle` and at the limit)."""
+
+    enforces_timeout = True  # an invocation past the function's Timeout ends in Sandbox.Timedout, here
 
     def __init__(self, spec: FunctionSpec, environment: Callable[[], Mapping[str, str]],
                  clock_offset: Callable[[], float] = lambda: 0.0, limit: int | None = None):
@@ -300,7 +306,8 @@ class EnvironmentPool:
                 self._idle.append(env)
             else:
                 self._count -= 1
-                self._all.discard(env)  # type: ignore[arg-type]
+                if env is not None:
+                    self._all.discard(env)
             self._cond.notify()
         if env is not None and (self._stopped or not env.alive):
             env.stop()

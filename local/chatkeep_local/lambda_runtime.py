@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from chatkeep_local.lambda_worker import HandlerNotFound, LambdaContext, load_handler, module_name
 from chatkeep_local.template import REGION, FunctionSpec
@@ -40,9 +40,24 @@ def _call_with_own_log_keys(handler: Callable[[dict[str, Any], Any], Any], event
     return handler(event, context)
 
 
+class Invoker(Protocol):
+    """What the runtime's callers (API routes, pollers, WebSocket routes) need of a function: FunctionInvoker here,
+    or environments.EnvironmentPool."""
+
+    spec: FunctionSpec
+    enforces_timeout: bool
+
+    @property
+    def exists(self) -> bool: ...
+
+    def invoke(self, event: Any, request_id: str | None = None) -> Any: ...
+
+
 class FunctionInvoker:
     """Loads the handler on first use (thread-safe) and invokes it. `invoke` raises what the handler
     raises; callers turn it into the integration's error behaviour."""
+
+    enforces_timeout = False  # a handler in this process cannot be stopped: callers check its time after it ends
 
     def __init__(self, spec: FunctionSpec):
         self.spec = spec
@@ -76,4 +91,4 @@ class FunctionInvoker:
         return contextvars.copy_context().run(_call_with_own_log_keys, handler, event, context, cold_start)
 
 
-__all__ = ["REGION", "FunctionInvoker", "HandlerNotFound", "LambdaContext", "load_handler", "module_name"]
+__all__ = ["REGION", "FunctionInvoker", "HandlerNotFound", "Invoker", "LambdaContext", "load_handler", "module_name"]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatkeep_local.lambda_runtime import FunctionInvoker
+from chatkeep_local.lambda_runtime import Invoker
 from chatkeep_local.sqs_poller import LONG_POLL_S, SqsPoller
 from chatkeep_local.template import REGION, FunctionSpec, Resolver, queue_arn, queue_url, resources
 
@@ -265,7 +265,7 @@ class LocalQueues:
     def start(
         self,
         endpoint_url: str,
-        invokers: Mapping[str, FunctionInvoker],
+        invokers: Mapping[str, Invoker],
         *,
         on_event: Callable[[dict[str, Any], str], None] | None = None,
         long_poll_s: int = LONG_POLL_S,
@@ -276,7 +276,7 @@ class LocalQueues:
 
     def start_pollers(
         self,
-        invokers: Mapping[str, FunctionInvoker],
+        invokers: Mapping[str, Invoker],
         *,
         on_event: Callable[[dict[str, Any], str], None] | None = None,
         long_poll_s: int = LONG_POLL_S,
@@ -285,7 +285,7 @@ class LocalQueues:
         for src in self.sources:
             self._start_poller(src, invokers.get(src.function), on_event, long_poll_s)
 
-    def _start_poller(self, src: SqsSource, invoker: FunctionInvoker | None,
+    def _start_poller(self, src: SqsSource, invoker: Invoker | None,
                       on_event: Callable[[dict[str, Any], str], None] | None, long_poll_s: int) -> None:
         queue = self.specs[src.queue]
         if invoker is None or not invoker.exists:
@@ -310,7 +310,8 @@ class LocalQueues:
             self.client, function=src.function, queue_url=queue.url, queue_arn=queue.arn, invoke=invoker.invoke,
             batch_size=src.batch_size, max_batching_window_s=src.max_batching_window_s,
             report_batch_item_failures=src.report_batch_item_failures, concurrency=src.concurrency,
-            function_timeout_s=invoker.spec.timeout, on_event=record, long_poll_s=long_poll_s,
+            function_timeout_s=None if invoker.enforces_timeout else invoker.spec.timeout, on_event=record,
+            long_poll_s=long_poll_s,
             max_receive_count=queue.max_receive_count,
             dead_letter_queue=self.specs[queue.dead_letter_queue].name if queue.dead_letter_queue else None,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -101,7 +102,7 @@ class LocalRuntime:
         self.cors = apigw.Cors(tpl.cors_configuration(self.template, cors_api, overrides))
         self.invokers: dict[str, FunctionInvoker | EnvironmentPool] = {
             lid: FunctionInvoker(spec) if options.inline else
-            EnvironmentPool(spec, environment=lambda spec=spec: self.function_environment(spec),
+            EnvironmentPool(spec, environment=functools.partial(self.function_environment, spec),
                             clock_offset=self._clock_offset)
             for lid, spec in self.functions.items()}
         self.reaper = Reaper({lid: inv for lid, inv in self.invokers.items() if isinstance(inv, EnvironmentPool)})

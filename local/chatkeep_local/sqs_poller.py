@@ -151,7 +151,7 @@ class SqsPoller(threading.Thread):
         max_batching_window_s: int = 0,
         report_batch_item_failures: bool = False,
         concurrency: int = 5,
-        function_timeout_s: float = 3.0,
+        function_timeout_s: float | None = 3.0,  # None: the invoker stops a function at its Timeout itself
         on_event: Callable[[dict[str, Any]], None] | None = None,
         long_poll_s: int = LONG_POLL_S,
         max_receive_count: int | None = None,
@@ -286,7 +286,9 @@ class SqsPoller(threading.Thread):
                     with self._lock:
                         self.stats.partial_failures += 1
         elapsed = time.monotonic() - started
-        if elapsed > self.function_timeout_s:
+        # Only when the invoker cannot stop the function (--inline): an environment's own timeout is a function
+        # error above, and `elapsed` here also counts a wait for a free environment.
+        if self.function_timeout_s is not None and elapsed > self.function_timeout_s:
             log.warning("%s: ran %.1fs, past its Timeout of %ss: Lambda would have stopped it (a function "
                         "error), so its batch is not deleted", self.function, elapsed, self.function_timeout_s)
             outcome, failed = "timed out", set(ids)

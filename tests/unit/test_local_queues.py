@@ -513,3 +513,25 @@ def test_given_a_message_past_the_retention_period_then_it_is_deleted_not_delive
 def test_lambda_record_of_a_message_without_attributes():
     record = to_lambda_record(fake_message(1), queue_arn="arn:aws:sqs:us-east-1:123456789012:q")
     assert record["messageAttributes"] == {} and "md5OfMessageAttributes" not in record
+
+
+def _slow_poller(function_timeout_s: float | None) -> SqsPoller:
+    def invoke(event: dict) -> dict:
+        time.sleep(0.05)  # longer than the Timeout below: a wait for a free environment, or the function itself
+        return {"batchItemFailures": []}
+
+    return SqsPoller(None, function="Worker", queue_url="http://q/000000000000/work",
+                     queue_arn="arn:aws:sqs:us-east-1:000000000000:work", invoke=invoke,
+                     function_timeout_s=function_timeout_s)
+
+
+MESSAGE = {"MessageId": "m1", "ReceiptHandle": "r1", "Body": "{}", "Attributes": {}, "MD5OfBody": "x"}
+
+
+def test_given_an_invoker_that_cannot_stop_a_function_when_a_batch_runs_past_the_timeout_then_it_stays_queued():
+    assert _slow_poller(function_timeout_s=0.01)._invoke([MESSAGE]) == {"m1"}
+
+
+def test_given_environments_that_stop_a_function_themselves_when_a_batch_took_long_then_it_is_deleted():
+    # the time may have gone in waiting for a free environment: only the environment's own timeout fails a batch
+    assert _slow_poller(function_timeout_s=None)._invoke([MESSAGE]) == set()
