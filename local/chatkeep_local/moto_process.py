@@ -30,6 +30,7 @@ PRUNE_INTERVAL_S = 30.0
 KEEP_SHARD_ITERATORS = 1000
 START_TIMEOUT_S = 60.0
 STDERR_TAIL = 40  # lines kept to explain a moto process that died
+PROFILE_ENV = "CHATKEEP_MOTO_PROFILE"  # dev only: a directory for the process's profile and request counts
 
 
 class MotoProcessError(RuntimeError):
@@ -37,11 +38,13 @@ class MotoProcessError(RuntimeError):
 
 
 def install_patches() -> None:
-    """moto behaving as DynamoDB and SQS do where chatkeep depends on it (see those modules)."""
-    from chatkeep_local import moto_dynamodb, moto_sqs
+    """moto behaving as DynamoDB and SQS do where chatkeep depends on it, and its server doing less work per
+    request (see those modules)."""
+    from chatkeep_local import moto_dynamodb, moto_server, moto_sqs
 
     moto_dynamodb.install()
     moto_sqs.install()
+    moto_server.install()
 
 
 def prune_shard_iterators(keep: int = KEEP_SHARD_ITERATORS) -> None:
@@ -96,6 +99,47 @@ def _exit_when_orphaned(parent: int) -> None:
     threading.Thread(target=watch, name="moto-parent-watch", daemon=True).start()
 
 
+def _operation(environ: dict[str, Any]) -> str:
+    """`DynamoDB_20120810.GetItem` -> `GetItem`; SQS's JSON protocol likewise; else method and path."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    return f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+
+
+class _Profiler:
+    """`CHATKEEP_MOTO_PROFILE=DIR`: profile every thread of the moto process (cProfile on Python >= 3.12 sees
+    all threads) and count the requests per operation; `moto.pstats` and `requests.json` are written to DIR
+    when the process exits. For finding where moto's time goes under a load (docs/local-runtime.md)."""
+
+    def __init__(self, directory: str):
+        import cProfile
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+        self.directory = directory
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.profile = cProfile.Profile()
+        original = DomainDispatcherApplication.__call__
+        counts = self.counts
+
+        def counted(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+            counts[_operation(environ)] += 1
+            return original(app, environ, start_response)
+
+        DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
+        self.profile.enable()
+
+    def write(self) -> None:
+        import json
+
+        self.profile.disable()
+        os.makedirs(self.directory, exist_ok=True)
+        self.profile.dump_stats(os.path.join(self.directory, "moto.pstats"))
+        with open(os.path.join(self.directory, "requests.json"), "w", encoding="utf-8") as fh:
+            json.dump(dict(self.counts.most_common()), fh, indent=1)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
@@ -110,12 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     parent = os.getppid()
     install_patches()
+    profiler = _Profiler(os.environ[PROFILE_ENV]) if os.environ.get(PROFILE_ENV) else None
     server = _threaded_server()
     _every(args.prune_interval, lambda: prune_shard_iterators(args.keep_iterators), "moto-prune-shard-iterators")
     _exit_when_orphaned(parent)
     sys.stdout.write(f"{READY}{_endpoint(server)}\n")
     sys.stdout.flush()
     sys.stdin.buffer.read()  # returns at EOF: the parent closed the pipe, or is gone
+    if profiler is not None:
+        profiler.write()
     sys.stderr.flush()
     os._exit(0)  # moto's state is in memory only; no thread needs to finish
 
