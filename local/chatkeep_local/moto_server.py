@@ -9,21 +9,30 @@ HTTP rather than to DynamoDB: every request
   the ten members of `AttributeValue` up under up to four aliases per value (a stream record of ten
   attributes, a few hundred look-ups: reading 1,000 records took about two seconds);
 - wrote its response in two sends (status line and headers, then the body), each one giving up the GIL and
-  waiting to take it back among a few dozen request threads.
+  waiting to take it back among a few dozen request threads;
+- came on a connection of its own: werkzeug's development server answers every request with
+  `Connection: close` (it cannot tell where an unread request body ends), so each request cost botocore a new
+  connection and the server a new thread, an accept, a 10 ms wait for the client to hang up, and a close.
 
 `install()` (in the moto process, and under `--inline`) memoises both lookups (moto's modules and patterns do
 not change while it runs: the same host always resolves to the same backend), serialises a plain attribute
 value (a dict whose keys are `AttributeValue` members: what moto's DynamoDB and Streams results hold) directly,
 as the generic serializer would (tests/unit/test_local_moto_server.py compares the two), and buffers each
-response so it leaves in one send. The bytes on the wire and every answer stay the same. See
+response so it leaves in one send. Requests whose body length is known (botocore's always are) are served
+with HTTP/1.1 keep-alive: the body is read in full before the application runs, so the next request on the
+connection starts where it should; anything else (a chunked body, HTTP/1.0) takes werkzeug's path and its
+`Connection: close`. The answers stay the same (status, headers but `Connection`, body). See
 docs/local-runtime.md.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from enum import Enum
 from typing import Any
+
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 
 _installed = False
 
@@ -35,7 +44,8 @@ def install() -> None:
         return
     from moto import backends
     from moto.core.serialize import BaseJSONSerializer
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler
+    from moto.moto_server import threaded_moto_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
@@ -44,9 +54,76 @@ def install() -> None:
     # StreamRequestHandler: 0 writes straight to the socket (one send per write); a buffered file sends the
     # headers and the body together when werkzeug flushes at the end of the response.
     MotoRequestHandler.wbufsize = -1
+    threaded_moto_server.MotoRequestHandler = KeepAliveRequestHandler  # type: ignore[misc]
     BaseJSONSerializer._serialize_type_structure = _attribute_values_directly(  # type: ignore[method-assign]
         BaseJSONSerializer._serialize_type_structure)
     _installed = True
+
+
+_NO_BODY = frozenset({204, 304})
+
+
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open after a request whose body length is known."""
+
+    protocol_version = "HTTP/1.1"
+
+    def run_wsgi(self) -> None:
+        length = self.headers.get("Content-Length", "0")
+        if (self.request_version != "HTTP/1.1" or "Transfer-Encoding" in self.headers
+                or "Expect" in self.headers or not length.isdigit()):
+            self.close_connection = True
+            super().run_wsgi()
+            return
+        body = self.rfile.read(int(length)) if int(length) else b""
+        if len(body) < int(length):  # the client went away mid-body
+            self.close_connection = True
+            return
+        self.environ = environ = self.make_environ()
+        environ["wsgi.input"] = io.BytesIO(body)
+        status, headers, payload = self._call(environ)
+        code = int(status.split(None, 1)[0])
+        self.send_response(code, status.split(None, 1)[1] if " " in status else "")
+        sent = set()
+        for name, value in headers:
+            if name.lower() in ("connection", "transfer-encoding"):
+                continue
+            self.send_header(name, value)
+            sent.add(name.lower())
+        bodiless = self.command == "HEAD" or code in _NO_BODY or 100 <= code < 200
+        if "content-length" not in sent and not bodiless:
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if not bodiless:
+            self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """The application's whole answer (moto's are complete bodies), or werkzeug's 500 if it raised."""
+        from werkzeug.exceptions import InternalServerError
+
+        answer: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return chunks.append
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except Exception as exc:
+            if self.server.passthrough_errors:
+                raise
+            self.server.log("error", f"Error on request: {exc!r}")
+            chunks.clear()
+            chunks.extend(InternalServerError()(environ, start_response))
+            self.close_connection = True
+        return answer["status"], answer["headers"], b"".join(chunks)
 
 
 def _memoised_by_host(method: Any) -> Any:
@@ -144,4 +221,5 @@ def _attribute_values_directly(method: Any) -> Any:
     return _serialize_type_structure
 
 
-__all__ = ["ATTRIBUTE_VALUE_MEMBERS", "attribute_value_json", "install", "is_attribute_value_shape"]
+__all__ = ["ATTRIBUTE_VALUE_MEMBERS", "KeepAliveRequestHandler", "attribute_value_json", "install",
+           "is_attribute_value_shape"]

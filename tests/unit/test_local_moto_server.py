@@ -114,3 +114,46 @@ def _comparable(value: object) -> object:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return value
+
+
+SIGNED = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/dynamodb/aws4_request, "
+                           "SignedHeaders=host, Signature=0", "X-Amz-Target": "DynamoDB_20120810.ListTables",
+          "Content-Type": "application/x-amz-json-1.0"}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    process = MotoProcess().start()
+    yield process.wait_ready()
+    process.stop()
+
+
+def test_given_requests_with_a_length_when_sent_on_one_connection_then_it_stays_open_for_the_next(moto_endpoint):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(moto_endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    answers = []
+    for _ in range(3):
+        conn.request("POST", "/", body=b"{}", headers=SIGNED)
+        response = conn.getresponse()
+        answers.append((response.status, response.getheader("Connection"), json.loads(response.read())))
+        if not answers[1:]:
+            first_socket = conn.sock
+    assert conn.sock is first_socket  # http.client reconnects after `Connection: close`: it never had to
+    assert all(status == 200 and connection is None and "TableNames" in body for status, connection, body in answers)
+    conn.close()
+
+
+def test_given_a_chunked_request_then_it_is_answered_and_the_connection_closed_as_before(moto_endpoint):
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(moto_endpoint)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request("POST", "/", body=iter([b"{", b"}"]), headers=SIGNED, encode_chunked=True)
+    response = conn.getresponse()
+    assert (response.status, response.getheader("Connection")) == (200, "close")
+    assert "TableNames" in json.loads(response.read())
+    conn.close()
