@@ -10,12 +10,16 @@ HTTP rather than to DynamoDB: every request
   attributes, a few hundred look-ups: reading 1,000 records took about two seconds);
 - wrote its response in two sends (status line and headers, then the body), each one giving up the GIL and
   waiting to take it back among a few dozen request threads;
+- listed the response class's methods with `inspect.getmembers` to learn whether the action is one, and parsed
+  an UpdateExpression into the same syntax tree each time it was seen (twice per update);
 - came on a connection of its own: werkzeug's development server answers every request with
   `Connection: close` (it cannot tell where an unread request body ends), so each request cost botocore a new
   connection and the server a new thread, an accept, a 10 ms wait for the client to hang up, and a close.
 
 `install()` (in the moto process, and under `--inline`) memoises both lookups (moto's modules and patterns do
-not change while it runs: the same host always resolves to the same backend), serialises a plain attribute
+not change while it runs: the same host always resolves to the same backend; a class's methods are the same
+on every request; an update expression's tree depends on its text alone, and moto's validator works on a deep
+copy of it), serialises a plain attribute
 value (a dict whose keys are `AttributeValue` members: what moto's DynamoDB and Streams results hold) directly,
 as the generic serializer would (tests/unit/test_local_moto_server.py compares the two), and buffers each
 response so it leaves in one send. Requests whose body length is known (botocore's always are) are served
@@ -43,7 +47,9 @@ def install() -> None:
     if _installed:
         return
     from moto import backends
+    from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
     from moto.moto_server import threaded_moto_server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -53,6 +59,11 @@ def install() -> None:
         DomainDispatcherApplication.get_backend_for_host)
     # StreamRequestHandler: 0 writes straight to the socket (one send per write); a buffered file sends the
     # headers and the body together when werkzeug flushes at the end of the response.
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    # the tree is only read (find_clauses) or deep-copied before it is validated and executed; a refused
+    # expression raises every time (lru_cache keeps no exceptions)
+    UpdateExpressionParser.make = staticmethod(  # type: ignore[method-assign]
+        functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
     MotoRequestHandler.wbufsize = -1
     threaded_moto_server.MotoRequestHandler = KeepAliveRequestHandler  # type: ignore[misc]
     BaseJSONSerializer._serialize_type_structure = _attribute_values_directly(  # type: ignore[method-assign]

@@ -157,3 +157,22 @@ def test_given_a_chunked_request_then_it_is_answered_and_the_connection_closed_a
     assert (response.status, response.getheader("Connection")) == (200, "close")
     assert "TableNames" in json.loads(response.read())
     conn.close()
+
+
+def test_given_one_update_expression_with_different_values_then_each_update_applies_its_own(moto_endpoint):
+    from botocore.exceptions import ClientError
+
+    ddb, _, _ = clients(moto_endpoint)
+    ddb.create_table(TableName="upd", BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    for value in ("1", "2", "3"):  # the same text: one parsed tree, validated and applied on a copy each time
+        ddb.update_item(TableName="upd", Key={"pk": {"S": "a"}}, UpdateExpression="SET v = :v ADD n :one",
+                        ExpressionAttributeValues={":v": {"N": value}, ":one": {"N": "1"}})
+    got = ddb.get_item(TableName="upd", Key={"pk": {"S": "a"}})["Item"]
+    assert (got["v"], got["n"]) == ({"N": "3"}, {"N": "3"})
+    for _ in range(2):  # a refused expression is refused every time
+        with pytest.raises(ClientError) as refused:
+            ddb.update_item(TableName="upd", Key={"pk": {"S": "a"}}, UpdateExpression="SET = :v",
+                            ExpressionAttributeValues={":v": {"N": "1"}})
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
