@@ -127,7 +127,7 @@ class _Profiler:
             counts[_operation(environ)] += 1
             return original(app, environ, start_response)
 
-        DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
+        DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign,assignment]
         self.profile.enable()
 
     def write(self) -> None:

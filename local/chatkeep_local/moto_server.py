@@ -49,21 +49,21 @@ def install() -> None:
     from moto import backends
     from moto.core import responses
     from moto.core.serialize import BaseJSONSerializer
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing import expressions
     from moto.moto_server import threaded_moto_server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     modules = tuple(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+    backends.list_of_moto_modules = lambda: modules
     DomainDispatcherApplication.get_backend_for_host = _memoised_by_host(  # type: ignore[method-assign]
         DomainDispatcherApplication.get_backend_for_host)
-    # StreamRequestHandler: 0 writes straight to the socket (one send per write); a buffered file sends the
-    # headers and the body together when werkzeug flushes at the end of the response.
     responses.method_names_from_class = functools.cache(responses.method_names_from_class)
     # the tree is only read (find_clauses) or deep-copied before it is validated and executed; a refused
     # expression raises every time (lru_cache keeps no exceptions)
-    UpdateExpressionParser.make = staticmethod(  # type: ignore[method-assign]
-        functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
+    parser = expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    parser.make = staticmethod(functools.lru_cache(maxsize=1024)(parser.make))
+    # StreamRequestHandler: 0 writes straight to the socket (one send per write); a buffered file sends the
+    # headers and the body together when werkzeug flushes at the end of the response.
     MotoRequestHandler.wbufsize = -1
     threaded_moto_server.MotoRequestHandler = KeepAliveRequestHandler  # type: ignore[misc]
     BaseJSONSerializer._serialize_type_structure = _attribute_values_directly(  # type: ignore[method-assign]
