@@ -1,6 +1,6 @@
 """Section "local-runtime": `chatkeep dev` itself, per placement (docs/local-runtime.md). For each mode,
-`--inline` (everything in one interpreter: before) and the default (moto in a process of its own, and whatever
-else runs outside the runtime's interpreter by then: after), on the real template.yaml:
+`--inline` (everything in one interpreter, as every mode was before issue 20) and the default (moto in a process of
+its own, each function's invocations in execution environments: worker processes), on the real template.yaml:
 
 1. start to the first 200 of `GET /openapi.json` (median of a few starts);
 2. REST posts/s with 16 concurrent clients for a fixed duration;
@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.common import ROOT, print_table
 
-MODES = (("--inline (before)", ["--inline"]), ("default (after)", []))
+MODES = (("--inline (one interpreter)", ["--inline"]), ("default (environments, moto process)", []))
 CLIENTS = 16
 SESSIONS = 20
 DRAIN_GOAL_S = 10.0
