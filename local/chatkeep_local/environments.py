@@ -316,13 +316,14 @@ class EnvironmentPool:
         lid = self.spec.logical_id
         started = time.perf_counter()
         cold = env.init_ms is None
-        log.info("%s START RequestId: %s Version: $LATEST", lid, request_id)
         try:
-            if cold:
+            if cold:  # as in CloudWatch: INIT_START, the init phase's own lines, then START
+                log.info("%s INIT_START Runtime Version: python:%d.%d", lid, *sys.version_info[:2])
                 try:
                     env.init(request_id)
                 finally:
                     self._initialised()
+            log.info("%s START RequestId: %s Version: $LATEST", lid, request_id)
             started = time.perf_counter()
             reply = env.invoke(event, request_id, self._clock_offset())
         except _Ended as ended:

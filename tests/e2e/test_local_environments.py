@@ -162,6 +162,9 @@ def test_given_warm_invocations_then_one_environment_keeps_its_state_and_reports
     log = envs_api.log_path.read_text(encoding="utf-8")
     assert f"BlueFunction START RequestId: {second['request_id']} Version: $LATEST" in log
     assert f"BlueFunction END RequestId: {second['request_id']}" in log
+    # the init phase is logged once, before the first START (as CloudWatch orders them)
+    assert log.count("BlueFunction INIT_START Runtime Version: python:3.") == 1
+    assert log.index("BlueFunction INIT_START") < log.index(f"BlueFunction START RequestId: {first['request_id']}")
 
 
 def test_given_simultaneous_requests_then_no_environment_sees_two_at_once(envs_api):
