@@ -72,4 +72,4 @@ def test_given_a_tiny_run_when_the_local_runtime_bench_runs_then_its_row_has_eve
     (row,) = results["modes"].values()
     assert row["start_s"] > 0 and row["posts"] > 0 and row["refused"] == 0
     assert row["drained"] and row["behind_at_last_post"] >= 0 and row["drained_after_s"] >= 0
-    assert "start to 1st 200 (s)" in results["table"] and "default (after)" in results["table"]
+    assert "start to 1st 200 (s)" in results["table"] and "default (environments, moto process)" in results["table"]
