@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import json
 import logging
 import os
 import socket
@@ -19,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatkeep_local import apigw, explorer, jwt_auth, websocket_dev
+from chatkeep_local import apigw, explorer, jwt_auth, local_endpoints, websocket_dev
 from chatkeep_local import template as tpl
 from chatkeep_local.addresses import http_url
 from chatkeep_local.environments import (
@@ -34,6 +32,7 @@ from chatkeep_local.harness import reset_caches
 from chatkeep_local.http_front import FrontHandler, HttpFront, with_list
 from chatkeep_local.lambda_runtime import FunctionInvoker, HandlerNotFound
 from chatkeep_local.moto_process import InProcessMoto, MotoProcess
+from chatkeep_local.ports import PortUnavailable, unavailable
 from chatkeep_local.queues import LocalQueues
 from chatkeep_local.recorder import EventRecorder
 from chatkeep_local.streams import BatchDispatcher, LocalDlq, StreamPoller, SweptKeys, dlq_path
@@ -48,7 +47,6 @@ LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024  # synchronous invocation response paylo
 # EnableIntrospection stays "false"; a laptop is where a schema explorer helps.
 LOCAL_PARAMETER_DEFAULTS = {"EnableIntrospection": "true"}
 DEV_TOKEN_TTL = 7 * 86400  # the banner's and the explorer's token
-JWKS_PATH = "/_local/jwks.json"
 JWKS_URL_ENV = "JWT_JWKS_URL"
 
 
@@ -72,15 +70,6 @@ class DevOptions:
     # Every function, the stream consumer and moto in this one process (a debugger steps through all of it); less
     # faithful than the default (docs/local-runtime.md).
     inline: bool = False
-
-
-class PortUnavailable(RuntimeError):
-    """The port cannot be listened on (`why`); `free` is a port above it that can be now (0: none found);
-    `option` is the option that sets it (--port, or --ws-port for the WebSocket API's)."""
-
-    def __init__(self, host: str, port: int, why: str, free: int, option: str = "--port"):
-        super().__init__(f"port {port} on {host} {why}")
-        self.host, self.port, self.why, self.free, self.option = host, port, why, free, option
 
 
 class LocalRuntime:
@@ -169,7 +158,7 @@ class LocalRuntime:
         try:
             self.httpd = HttpFront((host, port), FrontHandler)
         except OSError as exc:
-            raise _unavailable(exc, host, port, "--port") from None
+            raise unavailable(exc, host, port, "--port") from None
         self.httpd.runtime = self
         ws_port = self._ws_port()
         if ws_port and websocket_apis(self.template, self.parameter_overrides):
@@ -179,7 +168,7 @@ class LocalRuntime:
             except OSError as exc:
                 self.httpd.server_close()
                 self.httpd = None
-                raise _unavailable(exc, host, ws_port, "--ws-port") from None
+                raise unavailable(exc, host, ws_port, "--ws-port") from None
 
     def _ws_port(self) -> int:
         if self.options.ws_port is not None:
@@ -195,7 +184,7 @@ class LocalRuntime:
         """The realtime function verifies connection_init tokens with the issuer's JWKS; locally that is the dev
         secret at /_local/jwks.json (unless the template or --env names another)."""
         if not os.environ.get(JWKS_URL_ENV):
-            os.environ[JWKS_URL_ENV] = self.url + JWKS_PATH
+            os.environ[JWKS_URL_ENV] = self.url + local_endpoints.JWKS_PATH
 
     def _start_model(self) -> None:
         """The Bedrock stand-in on the main port (Bedrock Runtime paths under /_local/bedrock, its control API
@@ -426,7 +415,7 @@ class LocalRuntime:
         """-> (status, headers, body, function or '-') for one HTTP request."""
         raw_path, _, raw_query = target.partition("?")
         if raw_path.startswith("/_local/"):
-            status, hdrs, data = self.local_endpoint(method, raw_path, body)
+            status, hdrs, data = local_endpoints.serve(self, method, raw_path, body)
             return status, hdrs, data, "_local"
         lower = {k.lower(): v for k, v in headers}
         if self.cors.is_preflight(method, lower):
@@ -508,92 +497,6 @@ class LocalRuntime:
         hdrs.append(("apigw-requestid", rid))
         return status, hdrs, data, fn
 
-    # --------------------------------------------------------------------------- /_local endpoints
-    def local_endpoint(self, method: str, path: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        def ok(payload: Any, status: int = 200) -> tuple[int, list[tuple[str, str]], bytes]:
-            return status, [("content-type", "application/json")], json.dumps(payload, default=str).encode()
-
-        if path.startswith(explorer.ASSET_PREFIX) and method in ("GET", "HEAD"):
-            return explorer.asset(path) or ok({"message": "Not Found"}, 404)
-
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            return ok({"message": "body must be JSON"}, 400)
-        if path == "/_local/health" and method == "GET":
-            moto = self.moto.status() if self.moto is not None else None
-            moto_down = moto is not None and not moto["alive"]
-            return ok(
-                {
-                    "status": "moto process exited" if moto_down else "ok",
-                    "dynamodb": self.endpoint_url,
-                    "moto": moto,
-                    "routes": [r.route_key for r in self.routes],
-                    "functions": {lid: inv.exists for lid, inv in self.invokers.items()},
-                    "environments": {lid: inv.status() for lid, inv in self.invokers.items()
-                                     if isinstance(inv, EnvironmentPool)},
-                    "stream": self._stream_status(),
-                    "model": self.model_endpoint,
-                    "queues": {"error": "the moto process exited"} if moto_down else self._queues_status(),
-                    "websocket": websocket_dev.status(self.websocket),
-                    "clock_offset": self.clock.offset() if self.clock else 0,
-                },
-                503 if moto_down else 200,
-            )
-        if path == JWKS_PATH and method == "GET":
-            return ok(jwt_auth.dev_jwks())
-        if path == "/_local/clock" and method == "POST":
-            if self.clock is None:
-                return ok({"message": "the chatkeep package is not importable"}, 503)
-            if "offset_seconds" in data:
-                self.clock.set_offset(float(data["offset_seconds"]))
-                offset = self.clock.offset()
-            else:
-                offset = self.clock.advance(float(data.get("advance_seconds", 0)))
-            return ok({"offset": offset, "now": self.clock.now()})
-        if path == "/_local/clock" and method == "GET":
-            if self.clock is None:
-                return ok({"offset": 0, "now": time.time()})
-            return ok({"offset": self.clock.offset(), "now": self.clock.now()})
-        if path == "/_local/dlq" and method == "GET":
-            return ok({"path": str(self.dlq.path) if self.dlq else None,
-                       "items": self.dlq.items if self.dlq else []})
-        if path == "/_local/stream/drain" and method == "POST":
-            if self.poller is None:
-                return ok({"drained": True, "enabled": False})
-            timeout = float(data.get("timeout", 30))
-            result = self.poller.drain(timeout=timeout)
-            return ok({"enabled": True, **result}, 200 if result["drained"] else 504)
-        if path == "/_local/queues" and method == "GET":
-            return ok(self.queues.status())
-        if path == "/_local/queues/drain" and method == "POST":
-            result = self.queues.drain(timeout=float(data.get("timeout", 30)))
-            return ok(result, 200 if result["drained"] else 504)
-        if path == "/_local/ttl/sweep" and method == "POST":
-            if self.sweeper is None:
-                return ok({"deleted": 0, "enabled": False})
-            return ok({"deleted": self.sweeper.sweep_once(), "enabled": True})
-        return ok({"message": "Not Found"}, 404)
-
-    def _queues_status(self) -> dict[str, Any]:
-        try:  # the queues' depths come from SQS: health answers even when the moto process is gone
-            return self.queues.status()
-        except Exception as exc:
-            return {"error": f"{type(exc).__name__}: {exc}"}
-
-    def _stream_status(self) -> dict[str, Any]:
-        if self.poller is None:
-            return {"enabled": False}
-        return {
-            "enabled": True,
-            "alive": self.poller.is_alive(),
-            "table": self.poller.table_name,
-            "function": self.poller.source.function,
-            "error": self.poller.error,
-            "last_error": self.poller.last_error,
-            **self.poller.counters(),
-        }
-
 
 def _load_client_models() -> None:
     """Load botocore's models of the services the runtime calls (boto3 caches them for every later client)."""
@@ -602,27 +505,6 @@ def _load_client_models() -> None:
     with contextlib.suppress(Exception):  # a broken AWS profile: _set_environment removes it before any real call
         for service in ("dynamodb", "dynamodbstreams", "sqs"):
             boto3.client(service, region_name=tpl.REGION)
-
-
-def _unavailable(exc: OSError, host: str, port: int, option: str) -> Exception:
-    if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
-        return exc
-    why = "is in use" if exc.errno == errno.EADDRINUSE else "needs privileges"
-    if option == "--ws-port":
-        why += " (the WebSocket API's port)"
-    return PortUnavailable(host, port, why, _free_port_after(host, port), option)
-
-
-def _free_port_after(host: str, port: int, tries: int = 50) -> int:
-    """The first port above `port` that can be listened on now (0 when none of the next `tries` can)."""
-    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, candidate))
-            except OSError:
-                continue
-            return candidate
-    return 0
 
 
 __all__ = ["LOCAL_PARAMETER_DEFAULTS", "DevOptions", "LocalRuntime", "PortUnavailable"]
