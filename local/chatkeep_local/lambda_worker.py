@@ -82,7 +82,9 @@ class HandlerNotFound(RuntimeError):
 
 
 class FunctionConfig:
-    """What the worker is told about its function (the FunctionSpec attributes load_handler and the context read)."""
+    """What the worker is told about its function (the FunctionSpec attributes load_handler and the context read).
+    Its two properties repeat FunctionSpec's on purpose: importing template.py (PyYAML, the template's whole model)
+    into every environment would add to each cold start and to the modules the handler finds loaded."""
 
     def __init__(self, data: dict[str, Any]):
         self.logical_id: str = data["logical_id"]
