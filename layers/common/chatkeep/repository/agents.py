@@ -10,7 +10,7 @@ from chatkeep.models import Agent
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import to_item
-from chatkeep.repository.errors import cancellation
+from chatkeep.repository.errors import TransactionCancelled
 from chatkeep.repository.items import agent_fields, agent_from_item, agent_key
 from chatkeep.repository.table import GSI1, ChatTable
 
@@ -32,15 +32,12 @@ class AgentAccess(ChatTable):
                 {"pk": keys.default_agent_pk(ws), "sk": keys.SLUG_SK, **fields})}})
         try:
             self._call("transact_write_items", TransactItems=items)
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
-                raise IdCollision from exc
+                raise IdCollision from cancelled
             if cancelled.failed(1):
-                raise Conflict(f"an agent with slug {agent.slug!r} already exists") from exc
-            cancelled.unmapped(exc)
+                raise Conflict(f"an agent with slug {agent.slug!r} already exists") from cancelled
+            cancelled.unmapped()
 
     def get_agent(self, ws: str, aid: int) -> Agent | None:
         resp = self._call("get_item", TableName=self.table_name,

@@ -24,7 +24,7 @@ from chatkeep.models import Connection, Subscription
 from chatkeep.repository import keys
 from chatkeep.repository.batch import TableAccess
 from chatkeep.repository.codec import from_item, to_av, to_item
-from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
+from chatkeep.repository.errors import TransactionCancelled, is_condition_refused, refused_item
 
 BY_TOPIC_INDEX = "by_topic"
 LIVE, COMPLETED = "live", "completed"
@@ -164,16 +164,13 @@ class ConnectionStore(TableAccess):
                     "ExpressionAttributeValues": {":done": to_av(COMPLETED), ":at": to_av(at)},
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
             ])
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return Subscribed.GONE
             if cancelled.failed(1):
                 old = cancelled.item(1) or self._subscription_item(s.connection_id, s.id) or {}
                 return Subscribed.DUPLICATE if from_item(old).get("state") == LIVE else Subscribed.COMPLETED
-            cancelled.unmapped(exc)
+            cancelled.unmapped()
         return Subscribed.SUBSCRIBED
 
     def _subscription_item(self, connection_id: str, subscription_id: str) -> dict[str, Any] | None:

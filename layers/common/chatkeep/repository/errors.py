@@ -2,7 +2,7 @@
 
 After botocore's own retries (standard mode, chatkeep.aws): throttling and transient or server-side faults
 become ServiceUnavailable; a refused condition is decided by the caller, from the item DynamoDB returns with
-the refusal (NotFound, SessionClosed, ...); a cancelled transaction is read through `cancellation()`.
+the refusal (NotFound, SessionClosed, ...); a cancelled transaction is a TransactionCancelled the caller maps.
 botocore is imported here on failure paths only: it is not on the cold-start path of a request."""
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ def _error_code(exc: Exception) -> str:
 
 def translate_error(exc: Exception) -> Exception:
     """What a failed DynamoDB call (after botocore's retries) is in domain terms: ServiceUnavailable for a
-    transient or server-side failure, else the error itself."""
+    transient or server-side failure, TransactionCancelled for a cancelled transaction (its caller maps the
+    refusals), else the error itself."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     if isinstance(exc, ClientError):
+        cancelled = _cancelled(exc)
+        if cancelled is not None:
+            return cancelled
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         # Any 5xx is the store's fault whatever its code (an HTML 500 from a proxy or emulator has none).
         if _error_code(exc) in TRANSIENT or status >= 500:
@@ -60,13 +64,14 @@ def refused_item(exc: Exception) -> dict[str, Any] | None:
     return item if isinstance(item, dict) else None
 
 
-class Cancellation:
-    """A cancelled TransactWriteItems call: one reason per item, in request order ("None" for an item that
-    passed). The caller maps `failed(i)` (item i's condition was refused) to its domain error."""
+class TransactionCancelled(Exception):
+    """A cancelled TransactWriteItems call, as TableAccess._call raises it: one reason per item, in request order
+    ("None" for an item that passed). The caller maps `failed(i)` (item i's condition was refused) to its domain
+    error, then calls `unmapped()`. Never leaves the repository."""
 
-    __slots__ = ("reasons", "codes")
-
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+    def __init__(self, error: Exception, reasons: list[dict[str, Any]]) -> None:
+        super().__init__(str(error))
+        self.error = error  # the ClientError DynamoDB answered
         self.reasons = reasons
         self.codes = [r.get("Code") for r in reasons]
 
@@ -82,18 +87,17 @@ class Cancellation:
         """A concurrent transaction touched one of the items: nothing was written."""
         return "TransactionConflict" in self.codes
 
-    def unmapped(self, exc: Exception) -> NoReturn:
+    def unmapped(self) -> NoReturn:
         """What is left once the caller has mapped its own items' refusals: a conflict with a concurrent
         transaction is a 503 (nothing was written, and botocore does not retry a cancelled transaction); any
-        other reason, the error itself."""
+        other reason, DynamoDB's error itself."""
         if self.conflict:
-            raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from exc
-        raise exc
+            raise ServiceUnavailable("a concurrent write conflicted: nothing was written, retry") from self.error
+        raise self.error from None
 
 
-def cancellation(exc: Exception) -> Cancellation | None:
-    """Why a TransactWriteItems call was cancelled; None when `exc` is anything else (the caller re-raises)."""
-    if client_error_code(exc) != "TransactionCanceledException":
+def _cancelled(exc: Exception) -> TransactionCancelled | None:
+    if _error_code(exc) != "TransactionCanceledException":
         return None
     reasons = getattr(exc, "response", {}).get("CancellationReasons")
-    return Cancellation(reasons) if reasons else None
+    return TransactionCancelled(exc, reasons) if reasons else None

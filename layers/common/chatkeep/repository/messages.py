@@ -9,7 +9,7 @@ from chatkeep.models import Message, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import from_item, to_av
-from chatkeep.repository.errors import cancellation
+from chatkeep.repository.errors import TransactionCancelled
 from chatkeep.repository.items import item_type, message_from_item, session_from_item, session_key
 from chatkeep.repository.table import ChatTable
 from chatkeep.repository.turn_items import (
@@ -108,14 +108,11 @@ class MessageAccess(ChatTable):
             update["ExpressionAttributeNames"] = names
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *self._message_puts(message)])
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
-                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from exc
+                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from cancelled
             if cancelled.failed(1) or cancelled.failed(2):  # the message or its id claim
                 if self._already_written(keys.message_claim_pk(ws, mid), keys.CLAIM_SK, {"sid": sid, "msk": msk}):
                     return  # our own earlier attempt (its answer was lost; botocore sent it again)
-                raise IdCollision from exc
-            cancelled.unmapped(exc)
+                raise IdCollision from cancelled
+            cancelled.unmapped()

@@ -10,7 +10,7 @@ from chatkeep.models import Message, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import to_av
-from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
+from chatkeep.repository.errors import TransactionCancelled, is_condition_refused, refused_item
 from chatkeep.repository.items import (
     agent_key,
     record_shards,
@@ -58,23 +58,20 @@ class SessionAccess(ChatTable):
             items.extend(self._message_puts(first_message))
         try:
             self._call("transact_write_items", TransactItems=items)
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 if self._already_written(keys.session_pk(ws, session.id), keys.SESSION_SK,
                                          {"created_at": session.created_at, "owner": session.owner,
                                           "cid": session.container_id}):
                     return  # our own earlier attempt (its answer was lost; botocore sent it again)
-                raise IdCollision from exc
+                raise IdCollision from cancelled
             if cancelled.failed(1):
-                raise NotFound("container not found") from exc
+                raise NotFound("container not found") from cancelled
             if agent_id is not None and cancelled.failed(2):
-                raise NotFound(f"agent {agent_id} not found") from exc
+                raise NotFound(f"agent {agent_id} not found") from cancelled
             if first_message is not None and (cancelled.failed(message_at) or cancelled.failed(message_at + 1)):
-                raise IdCollision from exc  # the message id is taken (the new session is not: index 0 held)
-            cancelled.unmapped(exc)
+                raise IdCollision from cancelled  # the message id is taken (the new session is not: index 0 held)
+            cancelled.unmapped()
 
     def get_sessions(self, ws: str, sids: list[int]) -> list[Session]:
         """BatchGetItem (100 per request, consistent), unprocessed keys retried; input order kept."""
@@ -141,15 +138,12 @@ class SessionAccess(ChatTable):
                             "ExpressionAttributeNames": names, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
                 self._agent_exists(ws, agent_id),
             ])
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
-                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from exc
+                raise self._refusal(cancelled.item(0), now, owner_condition, "session") from cancelled
             if cancelled.failed(1):
-                raise NotFound(f"agent {agent_id} not found") from exc
-            cancelled.unmapped(exc)
+                raise NotFound(f"agent {agent_id} not found") from cancelled
+            cancelled.unmapped()
         session = self.get_session(ws, sid)
         if session is None:
             raise NotFound("session not found")

@@ -10,7 +10,7 @@ from chatkeep.models import Container, Session
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import from_item, to_av, to_item
-from chatkeep.repository.errors import cancellation
+from chatkeep.repository.errors import TransactionCancelled
 from chatkeep.repository.items import container_key, container_to_item, record_shards, session_to_item
 from chatkeep.repository.table import ChatTable
 
@@ -42,17 +42,14 @@ class StarterAccess(ChatTable):
                 {"Put": {"TableName": self.table_name, "ConditionExpression": "attribute_not_exists(pk)",
                          "Item": container_to_item(container)}},
             ])
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 existing = self.get_home_container(ws, sub)
                 if existing is not None:
                     return existing
             if cancelled.failed(1):
-                raise IdCollision from exc
-            cancelled.unmapped(exc)
+                raise IdCollision from cancelled
+            cancelled.unmapped()
         return container.id
 
     def create_starter(self, session: Session, *, sub: str, slug: str | None, replace_sid: int | None) -> bool:
@@ -80,15 +77,12 @@ class StarterAccess(ChatTable):
                          "ConditionExpression": "attribute_not_exists(pk)"}},
                 {"Update": home},
             ])
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return False
             if cancelled.failed(1):
-                raise IdCollision from exc
+                raise IdCollision from cancelled
             if cancelled.conflict:
                 return False
-            cancelled.unmapped(exc)
+            cancelled.unmapped()
         return True

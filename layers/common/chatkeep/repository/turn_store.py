@@ -25,7 +25,7 @@ from chatkeep.models import Message, Session, TurnStatus, Usage
 from chatkeep.repository import keys
 from chatkeep.repository.base import IdCollision
 from chatkeep.repository.codec import from_item, to_av
-from chatkeep.repository.errors import cancellation, is_condition_refused, refused_item
+from chatkeep.repository.errors import TransactionCancelled, is_condition_refused, refused_item
 from chatkeep.repository.items import item_type, message_from_item, session_from_item, session_key
 from chatkeep.repository.messages import MessageAccess
 from chatkeep.repository.turn_items import (
@@ -196,17 +196,19 @@ class TurnStore(MessageAccess):
                           " AND exp > :now")
         return {"condition": condition, "values": values}
 
-    def _transact(self, claim: TurnClaim, now: float, items: list[dict[str, Any]]) -> None:
+    def _transact(self, claim: TurnClaim, now: float, items: list[dict[str, Any]],
+                  id_claims: tuple[int, ...] = ()) -> None:
+        """TransactWriteItems after the session's check (item 0): TurnStopped when the turn must stop, IdCollision
+        when one of `id_claims` (the items claiming a new message's id) was refused."""
         try:
             self._call("transact_write_items", TransactItems=items)
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is None:
-                raise
+        except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 reason = stop_reason(cancelled.item(0), claim, now) or StopReason.FINISHED
-                raise TurnStopped(reason) from exc
-            cancelled.unmapped(exc)
+                raise TurnStopped(reason) from cancelled
+            if not cancelled.conflict and any(cancelled.failed(i) for i in id_claims):
+                raise IdCollision from cancelled
+            cancelled.unmapped()
 
     def _session_check(self, claim: TurnClaim, now: float) -> dict[str, Any]:
         check = self._worker_check(claim, now, allow_ended_session=False)
@@ -231,15 +233,7 @@ class TurnStore(MessageAccess):
             "ConditionExpression": check["condition"], "ExpressionAttributeValues": values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
         puts = self._message_puts(reply, extra=reply_values(reply))
-        try:
-            self._transact(claim, now, [session_update, *puts])
-        except TurnStopped:
-            raise
-        except Exception as exc:
-            cancelled = cancellation(exc)
-            if cancelled is not None and (cancelled.failed(1) or cancelled.failed(2)):
-                raise IdCollision from exc
-            raise
+        self._transact(claim, now, [session_update, *puts], id_claims=(1, 2))
         claim.reply = reply
 
     def persist(self, claim: TurnClaim, content: str, *, now: float) -> None:
