@@ -44,14 +44,16 @@ def install() -> None:
     for name in _SERIALISED:
         original = getattr(DynamoDBBackend, name, None)
         if original is not None:
-            setattr(DynamoDBBackend, name, _serialised(original))
+            setattr(DynamoDBBackend, name, serialised(original))
     _installed = True
 
 
-def _serialised(method: Any) -> Any:
+def serialised(method: Any, lock: Any = _LOCK) -> Any:
+    """`method` run under `lock` (this backend's by default): moto's backends are not thread-safe."""
+
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _LOCK:
+        with lock:
             return method(*args, **kwargs)
 
     return wrapper

@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Any
 
+from chatkeep_local.moto_dynamodb import serialised
+
 _LOCK = threading.RLock()
 _installed = False
 _MAX_WAIT_STEP_S = 1.0  # re-check at least this often (anything that changes visibility without a notify)
@@ -48,18 +50,9 @@ def install() -> None:
     from moto.sqs.models import SQSBackend
 
     for name in _SERIALISED:
-        setattr(SQSBackend, name, _serialised(getattr(SQSBackend, name)))
+        setattr(SQSBackend, name, serialised(getattr(SQSBackend, name), _LOCK))
     SQSBackend.receive_message = _long_poll(SQSBackend.receive_message)  # type: ignore[method-assign]
     _installed = True
-
-
-def _serialised(method: Any) -> Any:
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _LOCK:
-            return method(*args, **kwargs)
-
-    return wrapper
 
 
 def _long_poll(receive: Any) -> Any:
