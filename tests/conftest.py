@@ -104,6 +104,17 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         reset_caches()
 
 
+@pytest.fixture
+def live(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Any]:
+    """A LiveWorld (tests/integration/live_support.py): the WebSocket API emulation, the realtime function and the
+    stream processor over moto, for the live-update tests."""
+    from tests.integration.live_support import LiveWorld  # websockets and the emulator: only where it is used
+
+    world = LiveWorld(dynamodb, monkeypatch, tmp_path)
+    yield world
+    world.stop()
+
+
 LOCAL_API_GROUP = "local_api"
 # DynamoDB requests per warm call, measured by tests/integration/test_graphql_requests.py: printed at the end.
 REQUEST_COUNTS = pytest.StashKey[dict[str, int]]()

@@ -5,7 +5,6 @@ work per event, large payloads, connection records' TTL, and replays of stream b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ from chatkeep_local.ttl import TtlSweeper
 from tests.integration.live_support import SESSION_QUERY, TODO_QUERY, LiveWorld, data_of
 
 TODO_ID = 31
-
-
-@pytest.fixture
-def live(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[LiveWorld]:
-    world = LiveWorld(dynamodb, monkeypatch, tmp_path)
-    yield world
-    world.stop()
 
 
 @pytest.fixture

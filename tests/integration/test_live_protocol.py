@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.integration.live_support import SESSION_QUERY, LiveWorld, close_notice
-
-
-@pytest.fixture
-def live(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[LiveWorld]:
-    world = LiveWorld(dynamodb, monkeypatch, tmp_path)
-    yield world
-    world.stop()
 
 
 @pytest.fixture

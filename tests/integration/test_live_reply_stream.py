@@ -4,7 +4,6 @@ ReplyStream pushes what accumulated as one REPLY_CHUNK, over the local WebSocket
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,13 +40,6 @@ class Recorder:
 
     def close(self) -> None:
         self.log.append(("close",))
-
-
-@pytest.fixture
-def live(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[LiveWorld]:
-    world = LiveWorld(dynamodb, monkeypatch, tmp_path)
-    yield world
-    world.stop()
 
 
 def test_given_a_turn_when_the_model_streams_then_every_delta_reaches_the_live_reply_before_its_end_is_written(

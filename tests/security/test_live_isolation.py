@@ -7,7 +7,6 @@ names someone else's topic (written behind the API's back) receives nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,13 +25,6 @@ CALLERS = {
     "a service principal of another workspace": ("bot", "ws2", True),
 }
 MAY_READ = {"the owner", "a service principal of the workspace"}
-
-
-@pytest.fixture
-def live(dynamodb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[LiveWorld]:
-    world = LiveWorld(dynamodb, monkeypatch, tmp_path)
-    yield world
-    world.stop()
 
 
 def token_of(live: LiveWorld, caller: str) -> str:
